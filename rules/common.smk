@@ -1,0 +1,61 @@
+# Paths and input functions shared by the rules. Logic lives in workflow/; these only choose paths.
+from workflow import config as cfg
+from workflow.codedeps import code_files
+
+RESULTS = "results"
+RUN = RESULTS + "/runs/{exp}/seed{seed}"
+EXPERIMENTS = list(CONFIG["experiments"])
+
+
+wildcard_constraints:
+    exp="[A-Za-z0-9][A-Za-z0-9_-]*",
+    dataset="[A-Za-z0-9][A-Za-z0-9_-]*",
+    seed=r"\d+",
+    variant="float32|float16|dynamic_range|int8",
+
+
+def repo_path(relative):
+    """A file of the repository, absolute, so the workflow runs from any working directory."""
+    return os.path.join(workflow.basedir, relative)
+
+
+def code(*modules, extra=()):
+    """The workflow/ files a step imports: editing one reruns the step."""
+    return [repo_path(path) for path in code_files(*modules, extra=extra)]
+
+
+def log_path(rule_name, name):
+    return f"{RESULTS}/logs/{rule_name}/{name}.log"
+
+
+def benchmark_path(rule_name, name):
+    return f"{RESULTS}/benchmarks/{rule_name}/{name}.tsv"
+
+
+def shards_of(wildcards):
+    """The shards folder of the experiment's dataset."""
+    dataset = CONFIG["experiments"][wildcards.exp]["dataset"]
+    return f"{RESULTS}/datasets/{dataset}/shards"
+
+
+def tflite_files(wildcards):
+    return expand(RUN + "/tflite/{variant}.tflite", variant=cfg.tflite_variants(CONFIG, wildcards.exp), allow_missing=True)
+
+
+def tfjs_inputs(wildcards):
+    """The TF.js model and the Node environment, when the experiment converts to TF.js."""
+    if not cfg.tfjs_enabled(CONFIG, wildcards.exp):
+        return {}
+    return {"tfjs": RUN + "/tfjs", "node_env": f"{RESULTS}/envs/node.json"}
+
+
+def run_outputs(exp, seed):
+    """What one experiment and seed ends with."""
+    folder = RUN.format(exp=exp, seed=seed)
+    return [f"{folder}/metrics.json", f"{folder}/saved_model", f"{folder}/parity.json"]
+
+
+def final_outputs():
+    """The default target: every run's final files and the report."""
+    files = [path for exp, seed in cfg.runs(CONFIG) for path in run_outputs(exp, seed)]
+    return files + [f"{RESULTS}/report"]

@@ -1,0 +1,52 @@
+# Conversions of the SavedModel (TFLite variants, TF.js) and their numerical parity check.
+
+
+rule tflite:
+    input:
+        saved_model=RUN + "/saved_model",
+        shards=shards_of,
+        code=code("workflow.convert"),
+    output:
+        RUN + "/tflite/{variant}.tflite",
+    params:
+        config=lambda wildcards: cfg.tflite_params(CONFIG, wildcards.exp, wildcards.variant),
+    log:
+        log_path("tflite", "{exp}/seed{seed}/{variant}"),
+    benchmark:
+        benchmark_path("tflite", "{exp}/seed{seed}/{variant}")
+    script:
+        "../scripts/tflite.py"
+
+
+rule tfjs:
+    input:
+        saved_model=RUN + "/saved_model",
+        env=f"{RESULTS}/envs/tfjs.json",
+        code=code("workflow.tfjs"),
+    output:
+        directory(RUN + "/tfjs"),
+    log:
+        log_path("tfjs", "{exp}/seed{seed}"),
+    benchmark:
+        benchmark_path("tfjs", "{exp}/seed{seed}")
+    script:
+        "../scripts/tfjs.py"
+
+
+rule parity:
+    input:
+        unpack(tfjs_inputs),
+        saved_model=RUN + "/saved_model",
+        tflite=tflite_files,
+        shards=shards_of,
+        code=code("workflow.parity", extra=("js/tfjs_predict.cjs",)),
+    output:
+        RUN + "/parity.json",
+    params:
+        config=lambda wildcards: cfg.parity_params(CONFIG, wildcards.exp),
+    log:
+        log_path("parity", "{exp}/seed{seed}"),
+    benchmark:
+        benchmark_path("parity", "{exp}/seed{seed}")
+    script:
+        "../scripts/parity.py"

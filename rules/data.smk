@@ -1,0 +1,37 @@
+# Dataset download (tfds download_and_prepare) and conversion to TFRecord shards.
+
+
+localrules:
+    download,
+
+
+rule download:
+    input:
+        code=code("workflow.datasets"),
+    output:
+        f"{RESULTS}/datasets/{{dataset}}/prepared.json",
+    params:
+        dataset=lambda wildcards: cfg.download_params(CONFIG, wildcards.dataset),
+        data_dir=lambda wildcards: f"{RESULTS}/datasets/{wildcards.dataset}/tfds",
+    log:
+        log_path("download", "{dataset}"),
+    benchmark:
+        benchmark_path("download", "{dataset}")
+    script:
+        "../scripts/download.py"
+
+
+rule tfrecord:
+    input:
+        manifest=f"{RESULTS}/datasets/{{dataset}}/prepared.json",
+        code=code("workflow.tfrecord"),
+    output:
+        directory(f"{RESULTS}/datasets/{{dataset}}/shards"),
+    params:
+        sharding=lambda wildcards: cfg.tfrecord_params(CONFIG, wildcards.dataset),
+    log:
+        log_path("tfrecord", "{dataset}"),
+    benchmark:
+        benchmark_path("tfrecord", "{dataset}")
+    script:
+        "../scripts/tfrecord.py"

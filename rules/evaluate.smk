@@ -1,0 +1,18 @@
+# Test-split metrics and the verdict against the paper target.
+
+
+rule evaluate:
+    input:
+        model=RUN + "/model.keras",
+        shards=shards_of,
+        code=code("workflow.evaluate"),
+    output:
+        RUN + "/metrics.json",
+    params:
+        config=lambda wildcards: cfg.evaluate_params(CONFIG, wildcards.exp),
+    log:
+        log_path("evaluate", "{exp}/seed{seed}"),
+    benchmark:
+        benchmark_path("evaluate", "{exp}/seed{seed}")
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,17 @@
+# SavedModel export with preprocessing inside and a named serving signature.
+
+
+rule export:
+    input:
+        model=RUN + "/model.keras",
+        shards=shards_of,
+        code=code("workflow.export"),
+    output:
+        saved_model=directory(RUN + "/saved_model"),
+        info=RUN + "/export.json",
+    log:
+        log_path("export", "{exp}/seed{seed}"),
+    benchmark:
+        benchmark_path("export", "{exp}/seed{seed}")
+    script:
+        "../scripts/export.py"

@@ -1,0 +1,22 @@
+# Training: one job per experiment and seed, under the configured tf.distribute strategy.
+
+
+rule train:
+    input:
+        shards=shards_of,
+        code=code("workflow.train"),
+    output:
+        model=RUN + "/model.keras",
+        history=RUN + "/history.json",
+        info=RUN + "/train.json",
+        tensorboard=directory(RUN + "/tensorboard"),
+    params:
+        config=lambda wildcards: cfg.train_params(CONFIG, wildcards.exp),
+        checkpoints=f"{RESULTS}/checkpoints/{{exp}}/seed{{seed}}",
+    threads: 2
+    log:
+        log_path("train", "{exp}/seed{seed}"),
+    benchmark:
+        benchmark_path("train", "{exp}/seed{seed}")
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,13 @@
+"""Step `tfrecord`: prepared tfds dataset -> TFRecord shards and spec.json (rules/data.smk)."""
+from workflow.logs import log_to_file
+
+log_to_file(snakemake.log[0])
+
+from workflow.tfrecord import convert
+
+convert(
+    manifest_path=snakemake.input.manifest,
+    output_dir=snakemake.output[0],
+    shards=snakemake.params.sharding["shards"],
+    validation_percent=snakemake.params.sharding["validation_percent"],
+)

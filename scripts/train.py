@@ -1,0 +1,17 @@
+"""Step `train`: one experiment and seed (rules/train.smk)."""
+from workflow.logs import log_to_file
+
+log_to_file(snakemake.log[0])
+
+from workflow.train import train
+
+train(
+    shards_dir=snakemake.input.shards,
+    model_path=snakemake.output.model,
+    history_path=snakemake.output.history,
+    info_path=snakemake.output.info,
+    tensorboard_dir=snakemake.output.tensorboard,
+    checkpoint_root=snakemake.params.checkpoints,
+    params=snakemake.params.config,
+    seed=int(snakemake.wildcards.seed),
+)

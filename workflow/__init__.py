@@ -1,0 +1,1 @@
+"""tf-lifecycle: the Python package behind the Snakemake workflow, one module per stage."""

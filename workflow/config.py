@@ -1,0 +1,199 @@
+"""Load, default and validate the workflow config, and cut the slice each step gets as `params`.
+
+The Snakefile calls `load_config(config)` once while the DAG is built, so a bad config is refused
+before any job runs, with the key path and the bad value in the message. This module imports no
+TensorFlow: it runs on every `snakemake` invocation, dry runs included.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import pathlib
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = pathlib.Path(__file__).resolve().parent.parent / "configs" / "schema.yaml"
+TFLITE_VARIANTS = ("float32", "float16", "dynamic_range", "int8")
+
+
+class ConfigError(ValueError):
+    """A config that does not follow configs/schema.yaml; the message names key and value."""
+
+
+def load_schema(path: pathlib.Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Read the JSON Schema (YAML syntax, safe loader)."""
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def load_yaml(path: str | pathlib.Path) -> dict[str, Any]:
+    """Read a config file with the safe loader: Python tags are refused, never executed."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not a plain YAML config: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(loaded).__name__}")
+    return loaded
+
+
+def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return a validated copy of `raw` with every default filled; raise ConfigError otherwise."""
+    schema = schema or load_schema()
+    config = copy.deepcopy(dict(raw))
+    _validate(config, schema, schema)
+    for name, experiment in config["experiments"].items():
+        model_schema = schema["$defs"][f"model_{experiment['model']['name']}"]
+        _validate(experiment["model"], model_schema, schema, prefix=f"experiments.{name}.model")
+        if experiment["dataset"] not in config["datasets"]:
+            known = ", ".join(sorted(config["datasets"]))
+            raise ConfigError(
+                f"experiments.{name}.dataset: {experiment['dataset']!r} is not a key of datasets "
+                f"(known: {known})"
+            )
+        _check_schedule(name, experiment["train"]["schedule"])
+    return config
+
+
+def _validate(
+    instance: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], prefix: str = ""
+) -> None:
+    fill_defaults(instance, schema, root)
+    validator = jsonschema.Draft202012Validator({**schema, "$defs": root["$defs"]})
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("\n".join(_describe(error, prefix) for error in errors[:10]))
+
+
+def _describe(error: jsonschema.ValidationError, prefix: str) -> str:
+    """One line per error: `key.path: bad value: what was expected`."""
+    path = ".".join([prefix] * bool(prefix) + [str(part) for part in error.absolute_path])
+    where = path or "config"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        return f"{where}: {error.message} (allowed keys: {', '.join(allowed)})"
+    if error.validator == "propertyNames":
+        return f"{where}: invalid name {error.instance!r}: {error.schema.get('description', '')}".strip()
+    return f"{where}: {error.instance!r}: {error.message}"
+
+
+def fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
+    """Insert schema defaults into `instance` in place, recursing into objects it already has."""
+    schema = _resolve(schema, root)
+    if not isinstance(instance, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        sub_resolved = _resolve(sub, root)
+        if key not in instance and ("default" in sub or "default" in sub_resolved):
+            instance[key] = copy.deepcopy(sub.get("default", sub_resolved.get("default")))
+        if key in instance:
+            fill_defaults(instance[key], sub_resolved, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in schema.get("properties", {}):
+                fill_defaults(value, extra, root)
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    if not ref.startswith("#/$defs/"):
+        raise ValueError(f"schema: only local $defs references are supported, got {ref}")
+    return root["$defs"][ref.removeprefix("#/$defs/")]
+
+
+def _check_schedule(name: str, schedule: dict[str, Any]) -> None:
+    if schedule["name"] == "piecewise" and len(schedule["boundaries"]) != len(schedule["factors"]):
+        raise ConfigError(
+            f"experiments.{name}.train.schedule: piecewise needs one factor per boundary, got "
+            f"boundaries={schedule['boundaries']} and factors={schedule['factors']}"
+        )
+
+
+# The slices below are what each rule passes as `params`: a step reruns when its slice changes
+# and only then, so each holds exactly what the step uses.
+
+
+def runs(config: dict[str, Any]) -> list[tuple[str, int]]:
+    """Every (experiment, seed) pair, in config order."""
+    return [(name, seed) for name, exp in config["experiments"].items() for seed in exp["seeds"]]
+
+
+def dataset_names(config: dict[str, Any]) -> list[str]:
+    """Datasets that some experiment uses (unused entries are not prepared)."""
+    used = {exp["dataset"] for exp in config["experiments"].values()}
+    return [name for name in config["datasets"] if name in used]
+
+
+def download_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """What the download step uses: the tfds name and where raw files may already lie."""
+    entry = config["datasets"][dataset]
+    return {"tfds_name": entry["tfds_name"], "manual_dir": entry["manual_dir"]}
+
+
+def tfrecord_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """What the tfrecord step uses: shard counts and the validation carve-out."""
+    entry = config["datasets"][dataset]
+    return {"shards": entry["shards"], "validation_percent": entry["validation_percent"]}
+
+
+def train_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """Model and training settings: everything that changes the trained weights."""
+    exp = config["experiments"][experiment]
+    return {"model": exp["model"], "train": exp["train"]}
+
+
+def evaluate_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """Evaluation batch size and the paper target."""
+    exp = config["experiments"][experiment]
+    return {"batch_size": exp["evaluate"]["batch_size"], "target": exp["target"]}
+
+
+def tflite_variants(config: dict[str, Any], experiment: str) -> list[str]:
+    """The TFLite variants an experiment converts."""
+    return list(config["experiments"][experiment]["convert"]["tflite"]["variants"])
+
+
+def tflite_params(config: dict[str, Any], experiment: str, variant: str) -> dict[str, Any]:
+    """Settings of one variant: only int8 calibrates, so only int8 sees the example count."""
+    tflite = config["experiments"][experiment]["convert"]["tflite"]
+    if variant not in TFLITE_VARIANTS:
+        raise ConfigError(f"tflite variant {variant!r} is not one of {', '.join(TFLITE_VARIANTS)}")
+    if variant == "int8":
+        return {"variant": variant, "representative_examples": tflite["representative_examples"]}
+    return {"variant": variant}
+
+
+def tfjs_enabled(config: dict[str, Any], experiment: str) -> bool:
+    """Whether the experiment converts to TF.js."""
+    return bool(config["experiments"][experiment]["convert"]["tfjs"]["enabled"])
+
+
+def parity_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """Golden-batch size and the budgets of the formats this experiment produces."""
+    exp = config["experiments"][experiment]
+    formats = tflite_variants(config, experiment) + ["tfjs"] * tfjs_enabled(config, experiment)
+    budgets = {fmt: exp["parity"]["budgets"][fmt] for fmt in formats}
+    return {"batch_size": exp["parity"]["batch_size"], "budgets": budgets}
+
+
+def report_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The report's title and, per experiment, its dataset and target."""
+    experiments = {
+        name: {"dataset": exp["dataset"], "target": exp["target"], "seeds": exp["seeds"]}
+        for name, exp in config["experiments"].items()
+    }
+    return {"title": config["report"]["title"], "experiments": experiments}
+
+
+def config_hash(value: Any) -> str:
+    """A short stable hash of a JSON-able value (keys sorted), for checkpoint folders."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

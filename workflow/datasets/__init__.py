@@ -1,0 +1,115 @@
+"""Download and prepare datasets with tensorflow-datasets, failing fast when offline.
+
+`prepare` handles any tfds catalog name and the project's own builders (importing this package
+registers them). Raw files may come from a `manual_dir`; tfds checks their sha256 itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import socket
+import time
+import urllib.parse
+from typing import Any
+
+import tensorflow_datasets as tfds
+
+from workflow.atomic import write_json
+from workflow.datasets import digits  # noqa: F401  (registers sklearn_digits with tfds)
+
+log = logging.getLogger(__name__)
+PROJECT_BUILDERS = ("sklearn_digits",)
+
+
+class DatasetUnavailableError(RuntimeError):
+    """The raw files a builder needs are neither in manual_dir nor reachable."""
+
+
+def prepare(
+    *, tfds_name: str, manual_dir: str | None, data_dir: str, manifest: str, connect_timeout: float = 3.0
+) -> dict[str, Any]:
+    """Run tfds `download_and_prepare` into `data_dir` and write a manifest of what was prepared."""
+    started = time.monotonic()
+    builder = tfds.builder(tfds_name, data_dir=data_dir)
+    if not _is_prepared(builder):
+        _check_sources(builder, manual_dir, connect_timeout)
+        config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+        log.info("preparing %s into %s", builder.info.full_name, data_dir)
+        builder.download_and_prepare(download_config=config)
+    else:
+        log.info("%s is already prepared in %s", builder.info.full_name, data_dir)
+    summary = describe(builder, data_dir)
+    summary["raw_files"] = _raw_files(builder, manual_dir)
+    summary["seconds"] = round(time.monotonic() - started, 3)
+    write_json(manifest, summary)
+    return summary
+
+
+def load_builder(manifest: dict[str, Any]) -> tfds.core.DatasetBuilder:
+    """The builder of a prepared dataset, from the download step's manifest."""
+    return tfds.builder(f"{manifest['name']}:{manifest['version']}", data_dir=manifest["data_dir"])
+
+
+def describe(builder: tfds.core.DatasetBuilder, data_dir: str) -> dict[str, Any]:
+    """Name, version, splits and supervised keys of a prepared builder."""
+    return {
+        "name": builder.info.full_name.split("/")[0]
+        if builder.builder_config is None
+        else "/".join(builder.info.full_name.split("/")[:2]),
+        "version": str(builder.info.version),
+        "full_name": builder.info.full_name,
+        "data_dir": str(data_dir),
+        "splits": {name: split.num_examples for name, split in builder.info.splits.items()},
+        "supervised_keys": list(builder.info.supervised_keys or []),
+    }
+
+
+def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
+    return pathlib.Path(builder.data_dir, "dataset_info.json").exists()
+
+
+def _expected_files(builder: tfds.core.DatasetBuilder) -> dict[str, str]:
+    """File name -> URL of every raw file the builder registers (none for generated data)."""
+    infos = builder.url_infos or {}
+    return {
+        (info.filename or pathlib.PurePosixPath(urllib.parse.urlparse(url).path).name): url
+        for url, info in infos.items()
+    }
+
+
+def _check_sources(builder: tfds.core.DatasetBuilder, manual_dir: str | None, timeout: float) -> None:
+    """Fail within seconds, naming the files, when they are neither on disk nor reachable."""
+    expected = _expected_files(builder)
+    if manual_dir is not None and not pathlib.Path(manual_dir).is_dir():
+        raise DatasetUnavailableError(f"{builder.info.name}: manual_dir {manual_dir} is not a folder")
+    present = set(p.name for p in pathlib.Path(manual_dir).iterdir()) if manual_dir else set()
+    missing = {name: url for name, url in expected.items() if name not in present}
+    unreachable = sorted({url for url in missing.values() if not _reachable(url, timeout)})
+    if unreachable:
+        names = ", ".join(sorted(missing))
+        where = f"manual_dir {manual_dir}" if manual_dir else "no manual_dir is configured"
+        raise DatasetUnavailableError(
+            f"{builder.info.name}: missing raw files {names} ({where}), and their host cannot be "
+            f"reached: {unreachable[0]}. Put the files in a folder and set datasets.<key>.manual_dir "
+            f"to it, or run the download step where there is internet (it is a localrule)."
+        )
+
+
+def _reachable(url: str, timeout: float) -> bool:
+    parsed = urllib.parse.urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _raw_files(builder: tfds.core.DatasetBuilder, manual_dir: str | None) -> dict[str, Any]:
+    """The registered sha256 of each raw file, and where it was read from."""
+    infos = builder.url_infos or {}
+    return {
+        name: {"url": url, "sha256": infos[url].checksum, "source": "manual_dir" if manual_dir else "url"}
+        for name, url in _expected_files(builder).items()
+    }

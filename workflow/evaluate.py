@@ -1,0 +1,74 @@
+"""Evaluate a trained model on the test split and judge it against the paper target.
+
+metrics.json: accuracy, error, loss, per-class accuracy, confusion matrix (rows: true class,
+columns: predicted), and, when the experiment has a target, the verdict with its margin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from workflow.atomic import write_json
+from workflow.pipeline import make_dataset
+from workflow.tfrecord import read_spec
+
+
+def evaluate(
+    *, model_path: str, shards_dir: str, metrics_path: str, batch_size: int, target: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Compute test metrics of `model_path` and write metrics.json."""
+    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    spec = read_spec(shards_dir)
+    probabilities, labels = [], []
+    for images, batch_labels in make_dataset(shards_dir, "test", batch_size):
+        probabilities.append(np.asarray(model(images, training=False)))
+        labels.append(batch_labels.numpy())
+    metrics = classification_metrics(
+        np.concatenate(probabilities), np.concatenate(labels), spec["features"]["label"]["num_classes"]
+    )
+    metrics["verdict"] = verdict(metrics, target)
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """Accuracy, error, mean cross-entropy, per-class accuracy and the confusion matrix."""
+    predicted = probabilities.argmax(axis=1)
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class_total = confusion.sum(axis=1)
+    per_class = np.divide(np.diag(confusion), per_class_total, out=np.zeros(num_classes), where=per_class_total > 0)
+    picked = probabilities[np.arange(len(labels)), labels]
+    accuracy = float((predicted == labels).mean())
+    return {
+        "examples": int(len(labels)),
+        "accuracy": accuracy,
+        "error": 1.0 - accuracy,
+        "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
+        "per_class_accuracy": [float(value) for value in per_class],
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def verdict(metrics: dict[str, Any], target: dict[str, Any] | None) -> dict[str, Any] | None:
+    """pass or fail against the target, the signed margin (positive is better) and one sentence why."""
+    if target is None:
+        return None
+    value, metric = float(metrics[target["metric"]]), target["metric"]
+    if target["direction"] == "higher":
+        bound = target["value"] - target["tolerance"]
+        margin = value - bound
+        relation = "at least"
+    else:
+        bound = target["value"] + target["tolerance"]
+        margin = bound - value
+        relation = "at most"
+    passed = margin >= 0
+    because = (
+        f"{metric} {value:.4f} is {'' if passed else 'not '}{relation} {bound:.4f} "
+        f"(published {target['value']} with tolerance {target['tolerance']}, {target['source']})"
+    )
+    return {"passed": passed, "metric": metric, "value": value, "bound": bound, "margin": margin, "because": because}

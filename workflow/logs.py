@@ -1,0 +1,30 @@
+"""Send a step's output to its Snakemake log file and keep TensorFlow's start-up noise down."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+# Before TensorFlow is imported: hide its C++ INFO lines; warnings and errors still reach the log.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+
+def log_to_file(path: str | None) -> None:
+    """Route Python logging, stdout and stderr (file descriptors 1 and 2, so C++ output too) to `path`."""
+    if path:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(handle, 1)
+        os.dup2(handle, 2)
+        os.close(handle)
+        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+        sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )

@@ -1,0 +1,74 @@
+"""The tf.data input pipeline: shards -> interleave -> shuffle (seeded) -> batch -> parse -> prefetch.
+
+Parsing after batching turns one small op per example into one op per batch; with fixed-length
+raw-bytes images that is a single `parse_example` and a single `decode_raw` per batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from workflow.models import scale_images
+from workflow.tfrecord import read_spec, shard_paths
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def make_dataset(
+    shards_dir: str,
+    split: str,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    shuffle_buffer: int = 10_000,
+    raw_images: bool = False,
+    limit: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of (images, labels) of one split; images scaled to [0, 1] unless `raw_images`."""
+    spec = read_spec(shards_dir)
+    files = shard_paths(shards_dir, spec, split)
+    shape = spec["features"]["image"]["shape"]
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    if limit is not None:
+        dataset = dataset.take(limit)
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    dataset = dataset.map(lambda records: parse_batch(records, shape), num_parallel_calls=AUTOTUNE)
+    if not raw_images:
+        dataset = dataset.map(lambda images, labels: (scale_images(images), labels), num_parallel_calls=AUTOTUNE)
+    return dataset.prefetch(AUTOTUNE)
+
+
+def parse_batch(records: tf.Tensor, shape: list[int]) -> tuple[tf.Tensor, tf.Tensor]:
+    """A batch of serialized Examples -> (uint8 images [batch, *shape], int64 labels [batch])."""
+    features = tf.io.parse_example(
+        records,
+        {
+            "image": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64),
+        },
+    )
+    images = tf.io.decode_raw(features["image"], tf.uint8)
+    return tf.reshape(images, [-1, *shape]), features["label"]
+
+
+def load_arrays(shards_dir: str, split: str, limit: int | None = None) -> dict[str, Any]:
+    """A split (or its first `limit` examples) in memory as NumPy: raw uint8 images and labels."""
+    images, labels = [], []
+    for batch_images, batch_labels in make_dataset(shards_dir, split, 1024, raw_images=True, limit=limit):
+        images.append(batch_images.numpy())
+        labels.append(batch_labels.numpy())
+    return {"images": np.concatenate(images), "labels": np.concatenate(labels)}

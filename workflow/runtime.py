@@ -1,0 +1,33 @@
+"""Facts about the process that ran a step: versions, host, Slurm job, for train.json and manifests."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from importlib import metadata
+from typing import Any
+
+PACKAGES = ("tensorflow", "keras", "tensorflow-datasets", "numpy", "ai-edge-litert")
+
+
+def versions() -> dict[str, str]:
+    """Python and the installed versions of the packages the steps rely on."""
+    found = {"python": sys.version.split()[0]}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def host() -> dict[str, Any]:
+    """Host name, CPU count, platform and the Slurm job id when there is one."""
+    return {
+        "hostname": socket.gethostname(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+    }

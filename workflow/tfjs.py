@@ -1,0 +1,65 @@
+"""Convert the SavedModel to a TF.js graph model and run TF.js models in Node.js.
+
+The converter runs in its own environment (see workflow/envs.py); `.keras` to a layers model does
+not load in TF.js 4.22, so the path is SavedModel -> graph model. Node.js runs the model with the
+pure-JS CPU backend of `@tensorflow/tfjs` (tfjs-node's install downloads a binary from outside).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import subprocess
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from workflow.atomic import atomic_path, read_json
+from workflow.export import INPUT_NAME, SIGNATURE
+
+log = logging.getLogger(__name__)
+PREDICT_SCRIPT = pathlib.Path(__file__).resolve().parent / "js" / "tfjs_predict.cjs"
+
+
+def convert_tfjs(*, saved_model_dir: str, env_manifest: str, output_dir: str) -> list[str]:
+    """Run `tensorflowjs_converter` into `output_dir` atomically; return the files written."""
+    env = read_json(env_manifest)
+    converter = pathlib.Path(env["bin"]) / "tensorflowjs_converter"
+    with atomic_path(output_dir) as temporary:
+        command = [
+            str(converter),
+            "--input_format=tf_saved_model",
+            "--output_format=tfjs_graph_model",
+            f"--signature_name={SIGNATURE}",
+            "--saved_model_tags=serve",
+            str(saved_model_dir),
+            str(temporary),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        log.info("%s\n%s", " ".join(command), result.stderr[-4000:])
+        if result.returncode != 0 or not (temporary / "model.json").exists():
+            raise RuntimeError(f"tensorflowjs_converter failed on {saved_model_dir}:\n{result.stderr[-3000:]}")
+        files = sorted(path.name for path in temporary.iterdir())
+    return files
+
+
+def predict_tfjs(model_dir: str, images: np.ndarray, node_manifest: str) -> np.ndarray:
+    """Probabilities from a TF.js graph model, computed by Node.js."""
+    node = read_json(node_manifest)
+    with tempfile.TemporaryDirectory(prefix="tfjs-") as folder:
+        input_path, output_path = pathlib.Path(folder, "input.json"), pathlib.Path(folder, "output.json")
+        batch = {"name": INPUT_NAME, "dtype": "int32", "shape": list(images.shape),
+                 "data": images.astype(np.int32).ravel().tolist()}
+        input_path.write_text(json.dumps(batch))
+        result = subprocess.run(
+            [node["node"], str(PREDICT_SCRIPT), str(model_dir), str(input_path), str(output_path)],
+            capture_output=True, text=True, check=False, env={**os.environ, "NODE_PATH": node["node_path"]},
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"TF.js prediction in Node.js failed for {model_dir}:\n{result.stderr[-3000:]}")
+        outputs: dict[str, Any] = json.loads(output_path.read_text())
+    probabilities = outputs["probabilities"]
+    return np.asarray(probabilities["data"], dtype=np.float32).reshape(probabilities["shape"])

@@ -1,0 +1,146 @@
+"""Convert a prepared tfds dataset into the project's TFRecord shards and their spec.json.
+
+Each record is a tf.train.Example with the image as raw bytes and the label as int64: fixed-length
+features, so a whole batch parses in one `tf.io.parse_example` call and one `decode_raw`.
+spec.json records the feature spec, the examples and sha256 of every shard, and the source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pathlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from workflow.atomic import atomic_path, read_json, write_json
+from workflow.datasets import load_builder
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "validation", "test")
+SPEC_NAME = "spec.json"
+
+
+class ShardError(ValueError):
+    """A shard that is missing, truncated or altered since spec.json was written."""
+
+
+def convert(
+    *, manifest_path: str, output_dir: str, shards: dict[str, int], validation_percent: int
+) -> dict[str, Any]:
+    """Write N shards per split and spec.json into `output_dir`, atomically as one folder."""
+    manifest = read_json(manifest_path)
+    builder = load_builder(manifest)
+    image_key, label_key = _supervised_keys(builder)
+    sources = source_splits(set(builder.info.splits), validation_percent)
+    image_feature = builder.info.features[image_key]
+    label_feature = builder.info.features[label_key]
+    spec: dict[str, Any] = {
+        "source": {key: manifest[key] for key in ("name", "version", "full_name")},
+        "features": {
+            "image": {"dtype": "uint8", "shape": list(image_feature.shape)},
+            "label": {"dtype": "int64", "num_classes": label_feature.num_classes, "names": label_feature.names},
+        },
+        "splits": {},
+    }
+    with atomic_path(output_dir) as temporary:
+        temporary.mkdir()
+        for split, source in sources.items():
+            started = time.monotonic()
+            examples = _examples(builder, source, image_key, label_key)
+            files = write_split(temporary, split, examples, shards[split])
+            count = sum(entry["examples"] for entry in files)
+            spec["splits"][split] = {"source_split": source, "examples": count, "shards": files}
+            log.info("%s: %d examples from %s in %d shards, %.1f s", split, count, source, len(files),
+                     time.monotonic() - started)
+        write_json(temporary / SPEC_NAME, spec)
+    return spec
+
+
+def source_splits(available: set[str], validation_percent: int) -> dict[str, str]:
+    """The tfds split expression each of our splits reads; carve validation off train if absent."""
+    if "train" not in available or "test" not in available:
+        raise ValueError(f"dataset needs train and test splits, has: {', '.join(sorted(available))}")
+    if "validation" in available:
+        return {"train": "train", "validation": "validation", "test": "test"}
+    keep = 100 - validation_percent
+    return {"train": f"train[:{keep}%]", "validation": f"train[{keep}%:]", "test": "test"}
+
+
+def _supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
+    keys = builder.info.supervised_keys
+    if not keys or len(keys) != 2:
+        raise ValueError(f"{builder.info.full_name}: needs (image, label) supervised_keys, has {keys}")
+    return keys[0], keys[1]
+
+
+def _examples(
+    builder: tfds.core.DatasetBuilder, split: str, image_key: str, label_key: str
+) -> Iterator[tuple[np.ndarray, int]]:
+    dataset = builder.as_dataset(split=split, shuffle_files=False)
+    for example in tfds.as_numpy(dataset.prefetch(tf.data.AUTOTUNE)):
+        yield example[image_key], int(example[label_key])
+
+
+def serialize(image: np.ndarray, label: int) -> bytes:
+    """One tf.train.Example: raw uint8 image bytes and an int64 label."""
+    feature = {
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.astype(np.uint8).tobytes()])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_split(
+    folder: pathlib.Path, split: str, examples: Iterator[tuple[np.ndarray, int]], num_shards: int
+) -> list[dict[str, Any]]:
+    """Write examples round-robin into `num_shards` files; return name, count and sha256 of each."""
+    names = [f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord" for index in range(num_shards)]
+    counts = [0] * num_shards
+    writers = [tf.io.TFRecordWriter(str(folder / name)) for name in names]
+    try:
+        for position, (image, label) in enumerate(examples):
+            writers[position % num_shards].write(serialize(image, label))
+            counts[position % num_shards] += 1
+    finally:
+        for writer in writers:
+            writer.close()
+    return [
+        {"file": name, "examples": count, "sha256": sha256_file(folder / name)}
+        for name, count in zip(names, counts)
+    ]
+
+
+def sha256_file(path: str | pathlib.Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_spec(shards_dir: str | pathlib.Path) -> dict[str, Any]:
+    """spec.json of a shards folder."""
+    return read_json(pathlib.Path(shards_dir) / SPEC_NAME)
+
+
+def shard_paths(shards_dir: str | pathlib.Path, spec: dict[str, Any], split: str, verify: bool = True) -> list[str]:
+    """Paths of a split's shards; with `verify`, each shard's sha256 must match spec.json."""
+    paths = []
+    for entry in spec["splits"][split]["shards"]:
+        path = pathlib.Path(shards_dir) / entry["file"]
+        if not path.is_file():
+            raise ShardError(f"{path}: shard listed in {SPEC_NAME} is missing")
+        if verify and sha256_file(path) != entry["sha256"]:
+            raise ShardError(
+                f"{path}: sha256 differs from {SPEC_NAME} (the shard is truncated or altered); "
+                f"rerun the tfrecord step (delete the shards folder)"
+            )
+        paths.append(str(path))
+    return paths

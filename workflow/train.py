@@ -1,0 +1,206 @@
+"""Train one experiment and seed: set-up, data, model, fit, save.
+
+Reads top to bottom like a Keras example. Writes model.keras, history.json (per epoch),
+train.json (resolved config, versions, host, strategy, wall time, examples/s) and TensorBoard logs.
+Back-ups for resume go to a folder keyed by a hash of the training config and the data, outside
+the declared outputs, so Snakemake's clean-up of a failed job keeps them and a changed config
+never resumes from a stale one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import pathlib
+import shutil
+import time
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from workflow import distribute, runtime
+from workflow.atomic import atomic_path, write_json
+from workflow.config import config_hash
+from workflow.models import build_model
+from workflow.pipeline import make_dataset
+from workflow.tfrecord import read_spec
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The `train` section of an experiment (see configs/schema.yaml for meanings and defaults)."""
+
+    epochs: int
+    batch_size: int  # Global: split across replicas by tf.distribute.
+    optimizer: dict[str, Any]
+    schedule: dict[str, Any]
+    shuffle_buffer: int
+    strategy: str
+    devices: int
+    deterministic: bool
+    mixed_precision: bool
+    jit_compile: bool
+    run_eagerly: bool
+
+
+def train(
+    *,
+    shards_dir: str,
+    model_path: str,
+    history_path: str,
+    info_path: str,
+    tensorboard_dir: str,
+    checkpoint_root: str,
+    params: dict[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """Train the model described by `params` (model and train sections) and write the outputs."""
+    config = TrainConfig(**params["train"])
+    spec = read_spec(shards_dir)
+    set_up(config, seed)
+    strategy = distribute.build_strategy(config.strategy, config.devices)
+    train_data, validation_data = load_data(shards_dir, config, seed)
+    steps_per_epoch = math.ceil(spec["splits"]["train"]["examples"] / config.batch_size)
+    with strategy.scope():
+        model = build_model(params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"])
+        compile_model(model, config, steps_per_epoch)
+    backup_dir = pathlib.Path(checkpoint_root) / config_hash({"params": params, "seed": seed, "data": spec})
+    epoch_log = EpochLogger(config.epochs, spec["splits"]["train"]["examples"])
+    started = time.monotonic()
+    with atomic_path(tensorboard_dir) as tensorboard_tmp:
+        history = model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=config.epochs,
+            verbose=0,
+            callbacks=[
+                keras.callbacks.BackupAndRestore(str(backup_dir)),
+                keras.callbacks.TensorBoard(str(tensorboard_tmp), profile_batch=0),
+                epoch_log,
+            ],
+        )
+    wall_seconds = time.monotonic() - started
+    info = {
+        "params": params,
+        "seed": seed,
+        "data": spec["source"],
+        "versions": runtime.versions(),
+        "host": runtime.host(),
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "parameters": model.count_params(),
+        "steps_per_epoch": steps_per_epoch,
+        "wall_seconds": round(wall_seconds, 3),
+        "examples_per_second": round(sum(epoch_log.examples) / max(sum(epoch_log.seconds), 1e-9), 1),
+        "checkpoint_dir": str(backup_dir),
+    }
+    save_outputs(model, history.history, epoch_log, info, model_path, history_path, info_path)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    return info
+
+
+def set_up(config: TrainConfig, seed: int) -> None:
+    """Seeds, op determinism and precision policy, before any model exists."""
+    keras.utils.set_random_seed(seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if config.mixed_precision:
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def load_data(shards_dir: str, config: TrainConfig, seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The shuffled train split and the validation split, batched to the global batch size."""
+    train_data = make_dataset(
+        shards_dir, "train", config.batch_size, shuffle=True, seed=seed, shuffle_buffer=config.shuffle_buffer
+    )
+    validation_data = make_dataset(shards_dir, "validation", config.batch_size)
+    return train_data, validation_data
+
+
+def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Optimizer and learning-rate schedule from config; schedule boundaries are in epochs."""
+    settings = config.optimizer
+    rate = learning_rate_schedule(settings["learning_rate"], config.schedule, steps_per_epoch, config.epochs)
+    name = settings["name"]
+    if name == "sgd":
+        return keras.optimizers.SGD(
+            rate, momentum=settings["momentum"], nesterov=settings["nesterov"],
+            weight_decay=settings["weight_decay"] or None,
+        )
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(rate, momentum=settings["momentum"])
+    if name == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=settings["weight_decay"])
+    return keras.optimizers.Adam(rate)
+
+
+def learning_rate_schedule(
+    initial: float, schedule: dict[str, Any], steps_per_epoch: int, epochs: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """A Keras schedule stepping per batch, from a schedule section counted in epochs."""
+    name = schedule["name"]
+    if name == "piecewise":
+        boundaries = [epoch * steps_per_epoch for epoch in schedule["boundaries"]]
+        values = [initial] + [initial * factor for factor in schedule["factors"]]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    if name == "cosine":
+        return keras.optimizers.schedules.CosineDecay(initial, epochs * steps_per_epoch, alpha=schedule["alpha"])
+    if name == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(initial, steps_per_epoch, schedule["decay_rate"])
+    return initial
+
+
+def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
+    """Compile with sparse cross-entropy and accuracy; XLA and eager mode from config."""
+    model.compile(
+        optimizer=build_optimizer(config, steps_per_epoch),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=config.jit_compile,
+        run_eagerly=config.run_eagerly,
+    )
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """One progress line per epoch in the job log, with wall time and examples/s."""
+
+    def __init__(self, epochs: int, examples_per_epoch: int) -> None:
+        super().__init__()
+        self.epochs, self.examples_per_epoch = epochs, examples_per_epoch
+        self.seconds: list[float] = []
+        self.examples: list[int] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        seconds = time.monotonic() - self._started
+        self.seconds.append(seconds)
+        self.examples.append(self.examples_per_epoch)
+        metrics = " ".join(f"{key}={float(value):.4f}" for key, value in sorted((logs or {}).items()))
+        log.info("epoch %d/%d %s %.1fs %.0f examples/s", epoch + 1, self.epochs, metrics, seconds,
+                 self.examples_per_epoch / max(seconds, 1e-9))
+
+
+def save_outputs(
+    model: keras.Model,
+    history: dict[str, list[float]],
+    epoch_log: EpochLogger,
+    info: dict[str, Any],
+    model_path: str,
+    history_path: str,
+    info_path: str,
+) -> None:
+    """model.keras, history.json and train.json, each atomically."""
+    with atomic_path(model_path) as temporary:
+        model.save(temporary)
+    per_epoch = {key: [float(value) for value in values] for key, values in history.items()}
+    per_epoch["seconds"] = [round(value, 3) for value in epoch_log.seconds]
+    write_json(history_path, per_epoch)
+    write_json(info_path, info)
