@@ -3,7 +3,7 @@ from workflow import config as cfg
 from workflow.codedeps import code_files
 
 RESULTS = "results"
-RUN = RESULTS + "/runs/{exp}/seed{seed}"
+RUN = f"{RESULTS}/runs/{{exp}}/seed{{seed}}"
 EXPERIMENTS = list(CONFIG["experiments"])
 
 
@@ -39,14 +39,14 @@ def shards_of(wildcards):
 
 
 def tflite_files(wildcards):
-    return expand(RUN + "/tflite/{variant}.tflite", variant=cfg.tflite_variants(CONFIG, wildcards.exp), allow_missing=True)
+    return expand(f"{RUN}/tflite/{{variant}}.tflite", variant=cfg.tflite_variants(CONFIG, wildcards.exp), allow_missing=True)
 
 
 def tfjs_inputs(wildcards):
     """The TF.js model and the Node environment, when the experiment converts to TF.js."""
     if not cfg.tfjs_enabled(CONFIG, wildcards.exp):
         return {}
-    return {"tfjs": RUN + "/tfjs", "node_env": f"{RESULTS}/envs/node.json"}
+    return {"tfjs": f"{RUN}/tfjs", "node_env": f"{RESULTS}/envs/node.json"}
 
 
 def run_outputs(exp, seed):

@@ -3,11 +3,11 @@
 
 rule tflite:
     input:
-        saved_model=RUN + "/saved_model",
+        saved_model=f"{RUN}/saved_model",
         shards=shards_of,
         code=code("workflow.convert"),
     output:
-        RUN + "/tflite/{variant}.tflite",
+        f"{RUN}/tflite/{{variant}}.tflite",
     params:
         config=lambda wildcards: cfg.tflite_params(CONFIG, wildcards.exp, wildcards.variant),
     log:
@@ -20,11 +20,11 @@ rule tflite:
 
 rule tfjs:
     input:
-        saved_model=RUN + "/saved_model",
+        saved_model=f"{RUN}/saved_model",
         env=f"{RESULTS}/envs/tfjs.json",
         code=code("workflow.tfjs"),
     output:
-        directory(RUN + "/tfjs"),
+        directory(f"{RUN}/tfjs"),
     log:
         log_path("tfjs", "{exp}/seed{seed}"),
     benchmark:
@@ -36,12 +36,12 @@ rule tfjs:
 rule parity:
     input:
         unpack(tfjs_inputs),
-        saved_model=RUN + "/saved_model",
+        saved_model=f"{RUN}/saved_model",
         tflite=tflite_files,
         shards=shards_of,
         code=code("workflow.parity", extra=("js/tfjs_predict.cjs",)),
     output:
-        RUN + "/parity.json",
+        f"{RUN}/parity.json",
     params:
         config=lambda wildcards: cfg.parity_params(CONFIG, wildcards.exp),
     log:

@@ -3,11 +3,11 @@
 
 rule evaluate:
     input:
-        model=RUN + "/model.keras",
+        model=f"{RUN}/model.keras",
         shards=shards_of,
         code=code("workflow.evaluate"),
     output:
-        RUN + "/metrics.json",
+        f"{RUN}/metrics.json",
     params:
         config=lambda wildcards: cfg.evaluate_params(CONFIG, wildcards.exp),
     log:

@@ -3,12 +3,12 @@
 
 rule export:
     input:
-        model=RUN + "/model.keras",
+        model=f"{RUN}/model.keras",
         shards=shards_of,
         code=code("workflow.export"),
     output:
-        saved_model=directory(RUN + "/saved_model"),
-        info=RUN + "/export.json",
+        saved_model=directory(f"{RUN}/saved_model"),
+        info=f"{RUN}/export.json",
     log:
         log_path("export", "{exp}/seed{seed}"),
     benchmark:

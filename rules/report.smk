@@ -4,7 +4,7 @@
 rule report:
     input:
         runs=[path for exp, seed in cfg.runs(CONFIG) for path in run_outputs(exp, seed)],
-        train=[RUN.format(exp=exp, seed=seed) + "/train.json" for exp, seed in cfg.runs(CONFIG)],
+        train=[f"{RUN.format(exp=exp, seed=seed)}/train.json" for exp, seed in cfg.runs(CONFIG)],
         code=code("workflow.report"),
     output:
         directory(f"{RESULTS}/report"),

@@ -6,10 +6,10 @@ rule train:
         shards=shards_of,
         code=code("workflow.train"),
     output:
-        model=RUN + "/model.keras",
-        history=RUN + "/history.json",
-        info=RUN + "/train.json",
-        tensorboard=directory(RUN + "/tensorboard"),
+        model=f"{RUN}/model.keras",
+        history=f"{RUN}/history.json",
+        info=f"{RUN}/train.json",
+        tensorboard=directory(f"{RUN}/tensorboard"),
     params:
         config=lambda wildcards: cfg.train_params(CONFIG, wildcards.exp),
         checkpoints=f"{RESULTS}/checkpoints/{{exp}}/seed{{seed}}",

@@ -1,4 +1,5 @@
 """Step `node_env`: node_modules with @tensorflow/tfjs, once per machine (rules/envs.smk)."""
+
 import os
 
 from workflow.logs import log_to_file

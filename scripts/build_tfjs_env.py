@@ -1,4 +1,5 @@
 """Step `tfjs_env`: the TF.js converter's own Python environment, once per machine (rules/envs.smk)."""
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -1,4 +1,5 @@
 """Step `download`: tfds download_and_prepare of one dataset (rules/data.smk)."""
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])

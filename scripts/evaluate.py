@@ -1,4 +1,5 @@
 """Step `evaluate`: test metrics and the verdict against the target (rules/evaluate.smk)."""
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -1,4 +1,5 @@
 """Step `export`: SavedModel with a uint8 serving signature, verified (rules/export.smk)."""
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -1,4 +1,5 @@
 """Step `parity`: golden batch through the SavedModel and every converted model (rules/convert.smk)."""
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -1,4 +1,5 @@
 """Step `tfjs`: SavedModel -> TF.js graph model with the pinned converter (rules/convert.smk)."""
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -1,4 +1,5 @@
 """Step `tflite`: one TFLite variant of the SavedModel (rules/convert.smk)."""
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])

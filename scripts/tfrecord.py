@@ -1,4 +1,5 @@
 """Step `tfrecord`: prepared tfds dataset -> TFRecord shards and spec.json (rules/data.smk)."""
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])

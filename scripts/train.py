@@ -1,4 +1,5 @@
 """Step `train`: one experiment and seed (rules/train.smk)."""
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -53,16 +53,13 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
         if experiment["dataset"] not in config["datasets"]:
             known = ", ".join(sorted(config["datasets"]))
             raise ConfigError(
-                f"experiments.{name}.dataset: {experiment['dataset']!r} is not a key of datasets "
-                f"(known: {known})"
+                f"experiments.{name}.dataset: {experiment['dataset']!r} is not a key of datasets (known: {known})"
             )
         _check_schedule(name, experiment["train"]["schedule"])
     return config
 
 
-def _validate(
-    instance: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], prefix: str = ""
-) -> None:
+def _validate(instance: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], prefix: str = "") -> None:
     fill_defaults(instance, schema, root)
     validator = jsonschema.Draft202012Validator({**schema, "$defs": root["$defs"]})
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))

@@ -56,8 +56,14 @@ def build_python_env(*, requirements: str, manifest: str, kind: str = "tfjs") ->
         _run([*pip, "check"])
 
     built = _ensure(target, build)
-    info = {"kind": kind, "path": str(target), "python": str(target / "bin" / "python"),
-            "bin": str(target / "bin"), "pinned": requirements, **built}
+    info = {
+        "kind": kind,
+        "path": str(target),
+        "python": str(target / "bin" / "python"),
+        "bin": str(target / "bin"),
+        "pinned": requirements,
+        **built,
+    }
     write_json(manifest, info)
     return info
 
@@ -79,8 +85,15 @@ def build_node_env(*, package_dir: str, manifest: str) -> dict[str, Any]:
 
     built = _ensure(target, build)
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    info = {"kind": "node", "path": str(target), "node": node, "node_version": version,
-            "node_path": str(target / "node_modules"), "pinned": str(package_dir), **built}
+    info = {
+        "kind": "node",
+        "path": str(target),
+        "node": node,
+        "node_version": version,
+        "node_path": str(target / "node_modules"),
+        "pinned": str(package_dir),
+        **built,
+    }
     write_json(manifest, info)
     return info
 
@@ -122,4 +135,6 @@ def _run(command: list[str], cwd: pathlib.Path | None = None) -> None:
     log.info("running %s", " ".join(command))
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )

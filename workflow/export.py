@@ -32,7 +32,9 @@ class ExportVerificationError(RuntimeError):
     """The exported SavedModel does not reproduce the Keras model."""
 
 
-def export(*, model_path: str, shards_dir: str, saved_model_dir: str, info_path: str, tolerance: float = 1e-5) -> dict[str, Any]:
+def export(
+    *, model_path: str, shards_dir: str, saved_model_dir: str, info_path: str, tolerance: float = 1e-5
+) -> dict[str, Any]:
     """Write the SavedModel atomically, verify it, and record the check in export.json."""
     model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
     sample = load_arrays(shards_dir, "test", limit=64)
@@ -80,7 +82,9 @@ def verify(model: keras.Model, path: pathlib.Path, images: np.ndarray, tolerance
     actual = predict_saved_model(path, images)
     max_diff = float(np.abs(actual - expected).max())
     if max_diff > tolerance:
-        raise ExportVerificationError(f"{path}: SavedModel differs from the Keras model by {max_diff:.3g} > {tolerance}")
+        raise ExportVerificationError(
+            f"{path}: SavedModel differs from the Keras model by {max_diff:.3g} > {tolerance}"
+        )
     return max_diff
 
 

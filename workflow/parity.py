@@ -64,7 +64,9 @@ def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float((probabilities.argmax(axis=1) == labels).mean())
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, budget: dict[str, float]) -> dict[str, Any]:
+def compare(
+    reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, budget: dict[str, float]
+) -> dict[str, Any]:
     """Max abs diff, top-1 agreement and accuracy of `candidate`, and whether they fit the budget."""
     if candidate.shape != reference.shape:
         raise ParityError(f"output shape {candidate.shape} differs from the SavedModel's {reference.shape}")
@@ -72,11 +74,15 @@ def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray, bu
     agreement = float((candidate.argmax(axis=1) == reference.argmax(axis=1)).mean())
     reasons = []
     if not max_abs_diff <= budget["max_abs_diff"]:  # `not <=` also catches NaN.
-        reasons.append(f"max abs diff {max_abs_diff:.3g} exceeds {budget['max_abs_diff']:.3g} "
-                       f"by {max_abs_diff - budget['max_abs_diff']:.3g}")
+        reasons.append(
+            f"max abs diff {max_abs_diff:.3g} exceeds {budget['max_abs_diff']:.3g} "
+            f"by {max_abs_diff - budget['max_abs_diff']:.3g}"
+        )
     if agreement < budget["min_top1_agreement"]:
-        reasons.append(f"top-1 agreement {agreement:.4f} is below {budget['min_top1_agreement']:.4f} "
-                       f"by {budget['min_top1_agreement'] - agreement:.4f}")
+        reasons.append(
+            f"top-1 agreement {agreement:.4f} is below {budget['min_top1_agreement']:.4f} "
+            f"by {budget['min_top1_agreement'] - agreement:.4f}"
+        )
     return {
         "max_abs_diff": max_abs_diff,
         "top1_agreement": agreement,

@@ -14,11 +14,27 @@ from typing import Any
 
 from workflow.atomic import atomic_path, read_json, write_text
 
-COLUMNS = ("experiment", "seed", "dataset", "model", "accuracy", "error", "loss", "target", "verdict", "margin",
-           "parity", "worst_format", "train_seconds", "examples_per_second")
+COLUMNS = (
+    "experiment",
+    "seed",
+    "dataset",
+    "model",
+    "accuracy",
+    "error",
+    "loss",
+    "target",
+    "verdict",
+    "margin",
+    "parity",
+    "worst_format",
+    "train_seconds",
+    "examples_per_second",
+)
 
 
-def write_report(*, run_dirs: list[str], output_dir: str, title: str, experiments: dict[str, Any]) -> list[dict[str, Any]]:
+def write_report(
+    *, run_dirs: list[str], output_dir: str, title: str, experiments: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Collect every run folder into a table; write Markdown and CSV atomically as one folder."""
     rows = [run_row(pathlib.Path(folder), experiments) for folder in run_dirs]
     with atomic_path(output_dir) as temporary:
@@ -65,15 +81,17 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
     for experiment, group in by_experiment.items():
         accuracies = [row["accuracy"] for row in group]
-        summary.append({
-            "experiment": experiment,
-            "seeds": len(group),
-            "accuracy_mean": statistics.fmean(accuracies),
-            "accuracy_std": statistics.pstdev(accuracies),
-            "error_mean": 1.0 - statistics.fmean(accuracies),
-            "target": group[0]["target"],
-            "verdicts": ", ".join(row["verdict"] for row in group if row["verdict"]),
-        })
+        summary.append(
+            {
+                "experiment": experiment,
+                "seeds": len(group),
+                "accuracy_mean": statistics.fmean(accuracies),
+                "accuracy_std": statistics.pstdev(accuracies),
+                "error_mean": 1.0 - statistics.fmean(accuracies),
+                "target": group[0]["target"],
+                "verdicts": ", ".join(row["verdict"] for row in group if row["verdict"]),
+            }
+        )
     return summary
 
 

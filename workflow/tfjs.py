@@ -51,12 +51,19 @@ def predict_tfjs(model_dir: str, images: np.ndarray, node_manifest: str) -> np.n
     node = read_json(node_manifest)
     with tempfile.TemporaryDirectory(prefix="tfjs-") as folder:
         input_path, output_path = pathlib.Path(folder, "input.json"), pathlib.Path(folder, "output.json")
-        batch = {"name": INPUT_NAME, "dtype": "int32", "shape": list(images.shape),
-                 "data": images.astype(np.int32).ravel().tolist()}
+        batch = {
+            "name": INPUT_NAME,
+            "dtype": "int32",
+            "shape": list(images.shape),
+            "data": images.astype(np.int32).ravel().tolist(),
+        }
         input_path.write_text(json.dumps(batch))
         result = subprocess.run(
             [node["node"], str(PREDICT_SCRIPT), str(model_dir), str(input_path), str(output_path)],
-            capture_output=True, text=True, check=False, env={**os.environ, "NODE_PATH": node["node_path"]},
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "NODE_PATH": node["node_path"]},
         )
         if result.returncode != 0:
             raise RuntimeError(f"TF.js prediction in Node.js failed for {model_dir}:\n{result.stderr[-3000:]}")

@@ -30,9 +30,7 @@ class ShardError(ValueError):
     """A shard that is missing, truncated or altered since spec.json was written."""
 
 
-def convert(
-    *, manifest_path: str, output_dir: str, shards: dict[str, int], validation_percent: int
-) -> dict[str, Any]:
+def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], validation_percent: int) -> dict[str, Any]:
     """Write N shards per split and spec.json into `output_dir`, atomically as one folder."""
     manifest = read_json(manifest_path)
     builder = load_builder(manifest)
@@ -56,8 +54,14 @@ def convert(
             files = write_split(temporary, split, examples, shards[split])
             count = sum(entry["examples"] for entry in files)
             spec["splits"][split] = {"source_split": source, "examples": count, "shards": files}
-            log.info("%s: %d examples from %s in %d shards, %.1f s", split, count, source, len(files),
-                     time.monotonic() - started)
+            log.info(
+                "%s: %d examples from %s in %d shards, %.1f s",
+                split,
+                count,
+                source,
+                len(files),
+                time.monotonic() - started,
+            )
         write_json(temporary / SPEC_NAME, spec)
     return spec
 
@@ -112,7 +116,7 @@ def write_split(
             writer.close()
     return [
         {"file": name, "examples": count, "sha256": sha256_file(folder / name)}
-        for name, count in zip(names, counts)
+        for name, count in zip(names, counts, strict=True)
     ]
 
 

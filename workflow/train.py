@@ -66,7 +66,9 @@ def train(
     train_data, validation_data = load_data(shards_dir, config, seed)
     steps_per_epoch = math.ceil(spec["splits"]["train"]["examples"] / config.batch_size)
     with strategy.scope():
-        model = build_model(params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"])
+        model = build_model(
+            params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"]
+        )
         compile_model(model, config, steps_per_epoch)
     backup_dir = pathlib.Path(checkpoint_root) / config_hash({"params": params, "seed": seed, "data": spec})
     epoch_log = EpochLogger(config.epochs, spec["splits"]["train"]["examples"])
@@ -129,7 +131,9 @@ def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimize
     name = settings["name"]
     if name == "sgd":
         return keras.optimizers.SGD(
-            rate, momentum=settings["momentum"], nesterov=settings["nesterov"],
+            rate,
+            momentum=settings["momentum"],
+            nesterov=settings["nesterov"],
             weight_decay=settings["weight_decay"] or None,
         )
     if name == "rmsprop":
@@ -184,8 +188,14 @@ class EpochLogger(keras.callbacks.Callback):
         self.seconds.append(seconds)
         self.examples.append(self.examples_per_epoch)
         metrics = " ".join(f"{key}={float(value):.4f}" for key, value in sorted((logs or {}).items()))
-        log.info("epoch %d/%d %s %.1fs %.0f examples/s", epoch + 1, self.epochs, metrics, seconds,
-                 self.examples_per_epoch / max(seconds, 1e-9))
+        log.info(
+            "epoch %d/%d %s %.1fs %.0f examples/s",
+            epoch + 1,
+            self.epochs,
+            metrics,
+            seconds,
+            self.examples_per_epoch / max(seconds, 1e-9),
+        )
 
 
 def save_outputs(

@@ -46,6 +46,6 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
 
         digits = load_digits()
         images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., np.newaxis]
-        for index, (image, label) in enumerate(zip(images, digits.target)):
+        for index, (image, label) in enumerate(zip(images, digits.target, strict=True)):
             if (index % TEST_EVERY == 0) == test:
                 yield index, {"image": image, "label": int(label)}
