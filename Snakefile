@@ -10,8 +10,8 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 # Our package is called `workflow`, like Snakemake's global: import its modules by full name only.
+# Jobs import it from the environment (make installs it editable); the DAG also builds without that.
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
 
 from workflow.config import load_config
 

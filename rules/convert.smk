@@ -10,6 +10,8 @@ rule tflite:
         f"{RUN}/tflite/{{variant}}.tflite",
     params:
         config=lambda wildcards: cfg.tflite_params(CONFIG, wildcards.exp, wildcards.variant),
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("tflite", "{exp}/seed{seed}/{variant}"),
     benchmark:
@@ -25,6 +27,8 @@ rule tfjs:
         code=code("workflow.tfjs"),
     output:
         directory(f"{RUN}/tfjs"),
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("tfjs", "{exp}/seed{seed}"),
     benchmark:
@@ -44,6 +48,8 @@ rule parity:
         f"{RUN}/parity.json",
     params:
         config=lambda wildcards: cfg.parity_params(CONFIG, wildcards.exp),
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("parity", "{exp}/seed{seed}"),
     benchmark:

@@ -13,6 +13,8 @@ rule download:
     params:
         dataset=lambda wildcards: cfg.download_params(CONFIG, wildcards.dataset),
         data_dir=lambda wildcards: f"{RESULTS}/datasets/{wildcards.dataset}/tfds",
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("download", "{dataset}"),
     benchmark:
@@ -29,6 +31,8 @@ rule tfrecord:
         directory(f"{RESULTS}/datasets/{{dataset}}/shards"),
     params:
         sharding=lambda wildcards: cfg.tfrecord_params(CONFIG, wildcards.dataset),
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("tfrecord", "{dataset}"),
     benchmark:

@@ -13,6 +13,8 @@ rule tfjs_env:
         code=code("workflow.envs"),
     output:
         f"{RESULTS}/envs/tfjs.json",
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("tfjs_env", "tfjs"),
     benchmark:
@@ -28,6 +30,8 @@ rule node_env:
         code=code("workflow.envs"),
     output:
         f"{RESULTS}/envs/node.json",
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("node_env", "node"),
     benchmark:

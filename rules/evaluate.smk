@@ -10,6 +10,8 @@ rule evaluate:
         f"{RUN}/metrics.json",
     params:
         config=lambda wildcards: cfg.evaluate_params(CONFIG, wildcards.exp),
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("evaluate", "{exp}/seed{seed}"),
     benchmark:

@@ -9,6 +9,8 @@ rule export:
     output:
         saved_model=directory(f"{RUN}/saved_model"),
         info=f"{RUN}/export.json",
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("export", "{exp}/seed{seed}"),
     benchmark:

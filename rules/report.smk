@@ -11,6 +11,8 @@ rule report:
     params:
         config=cfg.report_params(CONFIG),
         run_dirs=[RUN.format(exp=exp, seed=seed) for exp, seed in cfg.runs(CONFIG)],
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("report", "report"),
     benchmark:

@@ -14,6 +14,8 @@ rule train:
         config=lambda wildcards: cfg.train_params(CONFIG, wildcards.exp),
         checkpoints=f"{RESULTS}/checkpoints/{{exp}}/seed{{seed}}",
     threads: 2
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("train", "{exp}/seed{seed}"),
     benchmark:

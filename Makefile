@@ -1,0 +1,44 @@
+# tf-lifecycle: every target sets up what it needs first. CI runs `make test` (.ci/run).
+#   make run    install the environment, then run the whole DAG on configs/default.yaml
+#   make test   install the environment and test tools, then run the tests
+#   make lint   ruff and snakemake --lint
+#   make dag    render the rule graph to docs/rulegraph.svg (needs Graphviz `dot`)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MAIN_STAMP := $(VENV)/.installed-main
+TEST_STAMP := $(VENV)/.installed-test
+CORES ?= all
+
+.PHONY: run test lint dag env clean
+
+env: $(MAIN_STAMP)
+
+$(MAIN_STAMP): envs/main.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r envs/main.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+$(TEST_STAMP): $(MAIN_STAMP) envs/test.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r envs/test.txt
+	touch $@
+
+run: $(MAIN_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES)
+
+test: $(TEST_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check workflow scripts tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint
+
+dag: $(MAIN_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --rulegraph | dot -Tsvg -o docs/rulegraph.svg
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --rulegraph | dot -Tpng -Gdpi=110 -o docs/rulegraph.png
+
+clean:
+	rm -rf results .snakemake
