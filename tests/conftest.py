@@ -1,0 +1,51 @@
+"""Shared fixtures: the repository root, and real digits shards made once per test session."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def require_tool(name: str, install_hint: str) -> str:
+    """Path of an executable, or a failure that says how to install it (never a silent skip)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is needed by this test and is not on PATH: {install_hint}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo() -> pathlib.Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def digits_prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """sklearn_digits prepared by the real tfds download_and_prepare path."""
+    from workflow.datasets import prepare
+
+    folder = tmp_path_factory.mktemp("digits")
+    manifest = folder / "prepared.json"
+    prepare(tfds_name="sklearn_digits", manual_dir=None, data_dir=str(folder / "tfds"), manifest=str(manifest))
+    return {"manifest": str(manifest), "folder": str(folder)}
+
+
+@pytest.fixture(scope="session")
+def digits_shards(digits_prepared: dict[str, str]) -> str:
+    """The digits dataset as the project's TFRecord shards (train 3, validation 1, test 2)."""
+    from workflow.tfrecord import convert
+
+    output = pathlib.Path(digits_prepared["folder"]) / "shards"
+    convert(
+        manifest_path=digits_prepared["manifest"],
+        output_dir=str(output),
+        shards={"train": 3, "validation": 1, "test": 2},
+        validation_percent=10,
+    )
+    return str(output)

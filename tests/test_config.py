@@ -1,0 +1,143 @@
+"""Config loading: defaults, validation errors that name key and value, and the per-step slices."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from workflow import config as cfg
+
+MINIMAL = {
+    "datasets": {"digits": {"tfds_name": "sklearn_digits"}},
+    "experiments": {"exp": {"dataset": "digits", "model": {"name": "mlp"}}},
+}
+
+
+def with_change(path: str, value: object) -> dict:
+    changed = copy.deepcopy(MINIMAL)
+    *parents, last = path.split(".")
+    node = changed
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return changed
+
+
+def test_defaults_are_filled_everywhere():
+    """A minimal config gains every default of the schema, nested ones included."""
+    loaded = cfg.load_config(MINIMAL)
+
+    experiment = loaded["experiments"]["exp"]
+    assert experiment["seeds"] == [0]
+    assert experiment["train"]["optimizer"] == {
+        "name": "adam",
+        "learning_rate": 0.001,
+        "momentum": 0.0,
+        "nesterov": False,
+        "weight_decay": 0.0,
+    }
+    assert experiment["model"] == {"name": "mlp", "hidden_units": [128], "dropout": 0.0}
+    assert experiment["parity"]["budgets"]["float32"] == {"max_abs_diff": 1e-4, "min_top1_agreement": 1.0}
+    assert experiment["target"] is None
+    assert loaded["datasets"]["digits"]["shards"] == {"train": 4, "validation": 1, "test": 1}
+
+
+def test_the_input_is_not_modified():
+    """load_config works on a copy, so Snakemake's own config dict stays as the user wrote it."""
+    raw = copy.deepcopy(MINIMAL)
+
+    cfg.load_config(raw)
+
+    assert raw == MINIMAL
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("experiments.exp.train", {"epochs": -1}, "experiments.exp.train.epochs: -1"),
+        ("experiments.exp.train", {"epochs": "ten"}, "experiments.exp.train.epochs: 'ten'"),
+        ("experiments.exp.train", {"batch_size": 1.5}, "experiments.exp.train.batch_size: 1.5"),
+        ("experiments.exp.train", {"epochz": 3}, "'epochz' was unexpected"),
+        ("experiments.exp.model", {"name": "resnet9000"}, "experiments.exp.model.name: 'resnet9000'"),
+        ("experiments.exp.model", {"name": "mlp", "filters": [3]}, "'filters' was unexpected"),
+        ("experiments.exp.dataset", "nope", "experiments.exp.dataset: 'nope' is not a key of datasets"),
+        ("experiments.exp.train", {"strategy": "horovod"}, "experiments.exp.train.strategy: 'horovod'"),
+        ("datasets.digits.tfds_name", "../etc", "datasets.digits.tfds_name: '../etc'"),
+        ("experiments.exp.convert", {"tflite": {"variants": ["int4"]}}, "'int4'"),
+    ],
+)
+def test_bad_values_are_refused_naming_key_and_value(path, value, expected):
+    """Each bad value raises ConfigError whose message contains the key path and the value."""
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.load_config(with_change(path, value))
+
+    assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "../up", "x y", "", "-dash"])
+def test_unsafe_experiment_names_are_refused(name):
+    """Experiment names become folders: '/', '..', spaces and empty names are refused by name."""
+    bad = copy.deepcopy(MINIMAL)
+    bad["experiments"] = {name: bad["experiments"]["exp"]}
+
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.load_config(bad)
+
+    assert repr(name) in str(caught.value)
+    assert "experiments" in str(caught.value)
+
+
+def test_unknown_top_level_key_lists_allowed_keys():
+    """A misspelt top-level key is refused, and the message lists what is allowed."""
+    bad = {**copy.deepcopy(MINIMAL), "experiment": {}}
+
+    with pytest.raises(cfg.ConfigError, match="allowed keys: datasets, experiments, report"):
+        cfg.load_config(bad)
+
+
+def test_piecewise_schedule_needs_one_factor_per_boundary():
+    """A piecewise schedule with 2 boundaries and 1 factor is refused with both lists shown."""
+    bad = with_change("experiments.exp.train", {"schedule": {"name": "piecewise", "boundaries": [2, 4], "factors": [0.1]}})
+
+    with pytest.raises(cfg.ConfigError, match=r"boundaries=\[2, 4\] and factors=\[0.1\]"):
+        cfg.load_config(bad)
+
+
+def test_yaml_with_python_tag_is_refused(tmp_path):
+    """A YAML file with a Python object tag is refused by the safe loader, never executed."""
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("datasets: !!python/object/apply:os.system ['touch pwned']\n")
+
+    with pytest.raises(cfg.ConfigError, match="evil.yaml"):
+        cfg.load_yaml(evil)
+
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_default_config_is_valid(repo):
+    """configs/default.yaml loads and names two experiments on one dataset."""
+    loaded = cfg.load_config(cfg.load_yaml(repo / "configs" / "default.yaml"))
+
+    assert cfg.dataset_names(loaded) == ["digits"]
+    assert len(cfg.runs(loaded)) == 2
+
+
+def test_only_int8_sees_the_calibration_size():
+    """Changing representative_examples changes the int8 slice only, so only int8 reconverts."""
+    base = cfg.load_config(MINIMAL)
+    changed = cfg.load_config(with_change("experiments.exp.convert", {"tflite": {"representative_examples": 7}}))
+
+    for variant in ("float32", "float16", "dynamic_range"):
+        assert cfg.tflite_params(base, "exp", variant) == cfg.tflite_params(changed, "exp", variant)
+    assert cfg.tflite_params(changed, "exp", "int8")["representative_examples"] == 7
+    assert cfg.tflite_params(base, "exp", "int8") != cfg.tflite_params(changed, "exp", "int8")
+
+
+def test_parity_budgets_cover_exactly_the_produced_formats():
+    """Without TF.js and with two TFLite variants, parity gets exactly those two budgets."""
+    loaded = cfg.load_config(
+        with_change("experiments.exp.convert", {"tflite": {"variants": ["float32", "int8"]}, "tfjs": {"enabled": False}})
+    )
+
+    assert sorted(cfg.parity_params(loaded, "exp")["budgets"]) == ["float32", "int8"]

@@ -1,0 +1,71 @@
+"""The model registry: sizes from the papers, output contract, and clear errors."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from workflow.models import build_model, scale_images
+
+
+@pytest.mark.parametrize(
+    ("options", "shape", "parameters"),
+    [
+        ({"name": "lenet5"}, (28, 28, 1), 61_706),  # LeCun et al. 1998 with a dense C3 and softmax output.
+        ({"name": "cnn", "filters": [32, 64], "dropout": 0.5}, (28, 28, 1), 34_826),  # Keras "Simple MNIST convnet".
+        ({"name": "mlp", "hidden_units": [128]}, (8, 8, 1), 64 * 128 + 128 + 128 * 10 + 10),
+    ],
+)
+def test_parameter_counts_match_the_references(options, shape, parameters):
+    """Each registered model has the parameter count of the architecture it names."""
+    model = build_model(options, shape, 10)
+
+    assert model.count_params() == parameters
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "lenet5"])
+@pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3)])
+def test_outputs_are_probabilities(name, shape):
+    """Every model maps a batch to float32 rows that sum to 1, for small and large images."""
+    model = build_model({"name": name}, shape, 10)
+    images = np.random.default_rng(0).random((4, *shape), dtype=np.float32)
+
+    probabilities = np.asarray(model(images, training=False))
+
+    assert probabilities.shape == (4, 10)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_probabilities_stay_float32_under_mixed_precision():
+    """Under a mixed policy the hidden layers compute in bfloat16 and the output stays float32."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_model({"name": "cnn", "filters": [8]}, (8, 8, 1), 10)
+        output = model(np.zeros((2, 8, 8, 1), np.float32))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+    assert model.get_layer("conv_0").compute_dtype == "bfloat16"
+    assert np.asarray(output).dtype == np.float32
+
+
+def test_lenet5_refuses_images_larger_than_its_field():
+    """LeNet-5's 32x32 field cannot take 64x64 images; the error says so."""
+    with pytest.raises(ValueError, match="up to 32x32, got 64x64"):
+        build_model({"name": "lenet5"}, (64, 64, 1), 10)
+
+
+def test_unknown_model_names_the_known_ones():
+    """An unknown name lists the registry."""
+    with pytest.raises(ValueError, match="known: mlp, cnn, lenet5"):
+        build_model({"name": "vgg"}, (8, 8, 1), 10)
+
+
+def test_scaling_maps_uint8_to_unit_interval():
+    """0 -> 0.0 and 255 -> 1.0, in float32."""
+    scaled = scale_images(np.array([0, 51, 255], np.uint8)).numpy()
+
+    np.testing.assert_allclose(scaled, [0.0, 0.2, 1.0])
+    assert scaled.dtype == np.float32
