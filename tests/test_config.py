@@ -98,7 +98,9 @@ def test_unknown_top_level_key_lists_allowed_keys():
 
 def test_piecewise_schedule_needs_one_factor_per_boundary():
     """A piecewise schedule with 2 boundaries and 1 factor is refused with both lists shown."""
-    bad = with_change("experiments.exp.train", {"schedule": {"name": "piecewise", "boundaries": [2, 4], "factors": [0.1]}})
+    bad = with_change(
+        "experiments.exp.train", {"schedule": {"name": "piecewise", "boundaries": [2, 4], "factors": [0.1]}}
+    )
 
     with pytest.raises(cfg.ConfigError, match=r"boundaries=\[2, 4\] and factors=\[0.1\]"):
         cfg.load_config(bad)
@@ -137,7 +139,17 @@ def test_only_int8_sees_the_calibration_size():
 def test_parity_budgets_cover_exactly_the_produced_formats():
     """Without TF.js and with two TFLite variants, parity gets exactly those two budgets."""
     loaded = cfg.load_config(
-        with_change("experiments.exp.convert", {"tflite": {"variants": ["float32", "int8"]}, "tfjs": {"enabled": False}})
+        with_change(
+            "experiments.exp.convert", {"tflite": {"variants": ["float32", "int8"]}, "tfjs": {"enabled": False}}
+        )
     )
 
     assert sorted(cfg.parity_params(loaded, "exp")["budgets"]) == ["float32", "int8"]
+
+
+def test_key_order_does_not_change_a_slice():
+    """Two configs that differ only in key order give slices with the same repr (what Snakemake compares)."""
+    forward = cfg.load_config(with_change("experiments.exp.train", {"epochs": 3, "batch_size": 8}))
+    backward = cfg.load_config(with_change("experiments.exp.train", {"batch_size": 8, "epochs": 3}))
+
+    assert repr(cfg.train_params(forward, "exp")) == repr(cfg.train_params(backward, "exp"))

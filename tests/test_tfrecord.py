@@ -22,7 +22,9 @@ def tfds_split(manifest_path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([e["image"] for e in examples]), np.array([e["label"] for e in examples])
 
 
-@pytest.mark.parametrize(("split", "source"), [("train", "train[:90%]"), ("validation", "train[90%:]"), ("test", "test")])
+@pytest.mark.parametrize(
+    ("split", "source"), [("train", "train[:90%]"), ("validation", "train[90%:]"), ("test", "test")]
+)
 def test_records_equal_the_source_examples(digits_prepared, digits_shards, split, source):
     """Every split read back from the shards holds exactly the tfds examples, as a multiset per shard order."""
     expected_images, expected_labels = tfds_split(digits_prepared["manifest"], source)
@@ -30,6 +32,7 @@ def test_records_equal_the_source_examples(digits_prepared, digits_shards, split
     arrays = load_arrays(digits_shards, split)
 
     assert len(arrays["labels"]) == len(expected_labels)
+
     # Shards are filled round-robin and read interleaved; compare order-independently by sorting on bytes.
     def key(images, labels):
         return sorted(zip((image.tobytes() for image in images), labels.tolist(), strict=True))
@@ -66,7 +69,9 @@ def test_parsing_eagerly_equals_parsing_in_tf_data():
     records = tf.constant([serialize(image, int(label)) for image, label in zip(images, labels, strict=True)])
 
     eager_images, eager_labels = parse_batch(records, [4, 3, 2])
-    mapped_images, mapped_labels = next(iter(tf.data.Dataset.from_tensors(records).map(lambda r: parse_batch(r, [4, 3, 2]))))
+    mapped_images, mapped_labels = next(
+        iter(tf.data.Dataset.from_tensors(records).map(lambda r: parse_batch(r, [4, 3, 2])))
+    )
 
     np.testing.assert_array_equal(eager_images.numpy(), images)
     np.testing.assert_array_equal(mapped_images.numpy(), eager_images.numpy())
@@ -75,6 +80,7 @@ def test_parsing_eagerly_equals_parsing_in_tf_data():
 
 def test_shuffled_order_is_seeded(digits_shards):
     """The same seed gives the same first batch; another seed gives another one."""
+
     def first_labels(seed):
         batch = next(iter(make_dataset(digits_shards, "train", 64, shuffle=True, seed=seed, shuffle_buffer=2000)))
         return batch[1].numpy().tolist()

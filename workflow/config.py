@@ -8,9 +8,11 @@ TensorFlow: it runs on every `snakemake` invocation, dry runs included.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema
@@ -115,12 +117,31 @@ def _check_schedule(name: str, schedule: dict[str, Any]) -> None:
 
 
 # The slices below are what each rule passes as `params`: a step reruns when its slice changes
-# and only then, so each holds exactly what the step uses.
+# and only then, so each holds exactly what the step uses. Snakemake compares params by repr(),
+# which depends on dict order, so every slice is returned with its keys sorted: reordering keys
+# in a YAML file is not a change.
+
+
+def canonical(value: Any) -> Any:
+    """`value` with the keys of every nested dict sorted, so equal configs have equal repr()."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def _sorted_keys(function: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    @functools.wraps(function)
+    def wrapper(*args: Any) -> dict[str, Any]:
+        return canonical(function(*args))
+
+    return wrapper
 
 
 def runs(config: dict[str, Any]) -> list[tuple[str, int]]:
-    """Every (experiment, seed) pair, in config order."""
-    return [(name, seed) for name, exp in config["experiments"].items() for seed in exp["seeds"]]
+    """Every (experiment, seed) pair, sorted: the order of keys in the YAML file is no change."""
+    return sorted((name, seed) for name, exp in config["experiments"].items() for seed in exp["seeds"])
 
 
 def dataset_names(config: dict[str, Any]) -> list[str]:
@@ -129,24 +150,28 @@ def dataset_names(config: dict[str, Any]) -> list[str]:
     return [name for name in config["datasets"] if name in used]
 
 
+@_sorted_keys
 def download_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     """What the download step uses: the tfds name and where raw files may already lie."""
     entry = config["datasets"][dataset]
     return {"tfds_name": entry["tfds_name"], "manual_dir": entry["manual_dir"]}
 
 
+@_sorted_keys
 def tfrecord_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     """What the tfrecord step uses: shard counts and the validation carve-out."""
     entry = config["datasets"][dataset]
     return {"shards": entry["shards"], "validation_percent": entry["validation_percent"]}
 
 
+@_sorted_keys
 def train_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     """Model and training settings: everything that changes the trained weights."""
     exp = config["experiments"][experiment]
     return {"model": exp["model"], "train": exp["train"]}
 
 
+@_sorted_keys
 def evaluate_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     """Evaluation batch size and the paper target."""
     exp = config["experiments"][experiment]
@@ -158,6 +183,7 @@ def tflite_variants(config: dict[str, Any], experiment: str) -> list[str]:
     return list(config["experiments"][experiment]["convert"]["tflite"]["variants"])
 
 
+@_sorted_keys
 def tflite_params(config: dict[str, Any], experiment: str, variant: str) -> dict[str, Any]:
     """Settings of one variant: only int8 calibrates, so only int8 sees the example count."""
     tflite = config["experiments"][experiment]["convert"]["tflite"]
@@ -173,6 +199,7 @@ def tfjs_enabled(config: dict[str, Any], experiment: str) -> bool:
     return bool(config["experiments"][experiment]["convert"]["tfjs"]["enabled"])
 
 
+@_sorted_keys
 def parity_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     """Golden-batch size and the budgets of the formats this experiment produces."""
     exp = config["experiments"][experiment]
@@ -181,6 +208,7 @@ def parity_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     return {"batch_size": exp["parity"]["batch_size"], "budgets": budgets}
 
 
+@_sorted_keys
 def report_params(config: dict[str, Any]) -> dict[str, Any]:
     """The report's title and, per experiment, its dataset and target."""
     experiments = {

@@ -1,0 +1,30 @@
+"""Code inputs: the workflow/ files a step imports are found without importing them."""
+
+from __future__ import annotations
+
+from workflow.codedeps import code_files
+
+
+def test_train_depends_on_models_and_pipeline_not_on_report():
+    """Editing models.py must rerun training; editing report.py must not."""
+    files = code_files("workflow.train")
+
+    assert "workflow/models.py" in files
+    assert "workflow/pipeline.py" in files
+    assert "workflow/tfrecord.py" in files
+    assert "workflow/report.py" not in files
+    assert "workflow/evaluate.py" not in files
+
+
+def test_package_init_files_count_and_extras_are_added():
+    """Imported packages bring their __init__.py; extra non-Python files can be named."""
+    files = code_files("workflow.datasets", extra=("js/tfjs_predict.cjs",))
+
+    assert files == sorted(files)
+    assert {"workflow/datasets/__init__.py", "workflow/datasets/digits.py", "workflow/__init__.py"} <= set(files)
+    assert "workflow/js/tfjs_predict.cjs" in files
+
+
+def test_unknown_module_gives_nothing():
+    """Modules outside the package are not code inputs."""
+    assert code_files("numpy") == []

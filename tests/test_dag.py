@@ -1,0 +1,242 @@
+"""The whole DAG through snakemake on the embedded default, then the caching contract by dry runs.
+
+The repository is copied to a temporary folder and run there (jobs import the copy through
+PYTHONPATH), so a test can edit a workflow/ module without touching the checkout. The side
+environments are built once per machine in the shared cache (workflow/envs.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from workflow.parity import ParityError, check_parity
+
+pytestmark = pytest.mark.dag
+COPIED = ("Snakefile", "rules", "scripts", "workflow", "configs", "envs")
+RUNS = ("digits_mlp/seed0", "digits_cnn/seed0")
+
+
+def snakemake(folder: pathlib.Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    command = [sys.executable, "-m", "snakemake", *args]
+    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def planned_jobs(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    """Rule -> job count from a dry run's "Job stats" table ({} when nothing is to be done)."""
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE)}
+
+
+def dry_run_with(folder: pathlib.Path, change) -> dict[str, int]:
+    """Jobs a dry run plans after applying `change` to a copy of the default config."""
+    config = yaml.safe_load((folder / "configs" / "default.yaml").read_text())
+    change(config)
+    path = folder / "changed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return planned_jobs(snakemake(folder, "-n", "--configfile", str(path), "--replace-workflow-config"))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A copy of the repository after `snakemake --cores 2` on the default config."""
+    for tool, hint in (("node", "apt-get install nodejs"), ("npm", "apt-get install npm")):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is needed for the TF.js steps: {hint}")
+    folder = tmp_path_factory.mktemp("dag") / "repo"
+    for name in COPIED:
+        source = pathlib.Path(__file__).resolve().parent.parent / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, folder / name)
+
+    result = snakemake(folder, "--cores", "2")
+
+    assert result.returncode == 0, result.stderr[-6000:]
+    return folder
+
+
+def test_every_output_is_there(finished):
+    """Each step wrote its files: model, history, metrics with verdict, SavedModel, 4 TFLite, TF.js, parity, report."""
+    for run in RUNS:
+        folder = finished / "results" / "runs" / run
+        for name in ("model.keras", "history.json", "train.json", "metrics.json", "export.json", "parity.json"):
+            assert (folder / name).is_file(), name
+        assert (folder / "saved_model" / "saved_model.pb").is_file()
+        assert sorted(p.name for p in (folder / "tflite").iterdir()) == [
+            "dynamic_range.tflite",
+            "float16.tflite",
+            "float32.tflite",
+            "int8.tflite",
+        ]
+        assert (folder / "tfjs" / "model.json").is_file()
+        assert list((folder / "tensorboard").rglob("events.out.tfevents.*"))
+        history = json.loads((folder / "history.json").read_text())
+        train = json.loads((folder / "train.json").read_text())
+        assert len(history["loss"]) == train["params"]["train"]["epochs"]
+        assert {"tensorflow", "keras", "tensorflow-datasets", "python"} <= set(train["versions"])
+        assert train["replicas"] == 1 and train["examples_per_second"] > 0
+
+
+def test_metrics_meet_the_targets_and_parity_holds(finished):
+    """Both default experiments pass their target; float32 and TF.js match the SavedModel to 1e-4."""
+    for run in RUNS:
+        folder = finished / "results" / "runs" / run
+        metrics = json.loads((folder / "metrics.json").read_text())
+        parity = json.loads((folder / "parity.json").read_text())
+        assert metrics["examples"] == 360
+        assert metrics["verdict"]["passed"], metrics["verdict"]["because"]
+        assert np.array(metrics["confusion_matrix"]).sum() == 360
+        assert parity["passed"]
+        assert set(parity["formats"]) == {"float32", "float16", "dynamic_range", "int8", "tfjs"}
+        assert parity["formats"]["tfjs"]["max_abs_diff"] < 1e-4
+        assert parity["formats"]["float32"]["top1_agreement"] == 1.0
+
+
+def test_report_lists_every_run(finished):
+    """The Markdown and CSV tables hold one row per experiment and seed, with verdicts."""
+    report = finished / "results" / "report"
+    markdown = (report / "reproduction.md").read_text()
+    rows = (report / "reproduction.csv").read_text().strip().splitlines()
+
+    assert len(rows) == 1 + len(RUNS)
+    assert "| digits_mlp | 0 | digits | mlp |" in markdown
+    assert "| digits_cnn | 0 | digits | cnn |" in markdown
+    assert rows[1].split(",")[8] == "pass"
+
+
+def test_export_signature_is_named(finished):
+    """saved_model_cli shows a uint8 `images` input and `probabilities`/`class_id` outputs."""
+    shown = json.loads((finished / "results/runs/digits_mlp/seed0/export.json").read_text())["saved_model_cli"]
+
+    assert "inputs['images']" in shown and "DT_UINT8" in shown
+    assert "outputs['probabilities']" in shown and "outputs['class_id']" in shown
+    assert "serving_default" in json.dumps(shown) or "predict" in shown
+
+
+def test_every_job_left_a_log_and_a_benchmark(finished):
+    """Each rule that ran wrote a log and a Snakemake benchmark record (s, max_rss...)."""
+    results = finished / "results"
+    for rule in ("download", "tfrecord", "train", "evaluate", "export", "tflite", "tfjs", "parity", "report"):
+        assert list((results / "logs" / rule).rglob("*.log")), rule
+        benchmarks = list((results / "benchmarks" / rule).rglob("*.tsv"))
+        assert benchmarks, rule
+        assert benchmarks[0].read_text().startswith("s\th:m:s\tmax_rss")
+
+
+def test_training_log_has_one_line_per_epoch(finished):
+    """The train job log carries an 'epoch k/N' progress line for every epoch."""
+    log = (finished / "results/logs/train/digits_cnn/seed0.log").read_text()
+    epochs = yaml.safe_load((finished / "configs/default.yaml").read_text())["experiments"]["digits_cnn"]["train"][
+        "epochs"
+    ]
+
+    assert len(re.findall(rf"epoch \d+/{epochs} ", log)) == epochs
+
+
+def test_second_run_does_nothing(finished):
+    """After a finished run, a dry run plans no job."""
+    assert planned_jobs(snakemake(finished, "-n")) == {}
+
+
+def test_tflite_setting_reruns_only_tflite_parity_report(finished):
+    """Changing the int8 calibration size reconverts int8 only, then parity and report; no retraining."""
+
+    def change(config):
+        config["experiments"]["digits_mlp"]["convert"] = {"tflite": {"representative_examples": 100}}
+
+    assert dry_run_with(finished, change) == {"tflite": 1, "parity": 1, "report": 1, "all": 1}
+
+
+def test_learning_rate_reruns_training_onwards_not_data(finished):
+    """A new learning rate retrains one experiment and everything after it, not download or tfrecord."""
+
+    def change(config):
+        config["experiments"]["digits_cnn"]["train"]["optimizer"]["learning_rate"] = 0.001
+
+    assert dry_run_with(finished, change) == {
+        "train": 1,
+        "evaluate": 1,
+        "export": 1,
+        "tflite": 4,
+        "tfjs": 1,
+        "parity": 1,
+        "report": 1,
+        "all": 1,
+    }
+
+
+def test_shard_count_reruns_tfrecord_onwards_not_download(finished):
+    """A new shard count re-shards and retrains both experiments, but does not re-download."""
+
+    def change(config):
+        config["datasets"]["digits"]["shards"]["train"] = 3
+
+    planned = dry_run_with(finished, change)
+
+    assert "download" not in planned
+    assert planned["tfrecord"] == 1 and planned["train"] == 2 and planned["parity"] == 2
+
+
+def test_unrelated_key_reruns_nothing(finished):
+    """An unused dataset entry changes no step's inputs, so nothing reruns."""
+
+    def change(config):
+        config["datasets"]["unused"] = {"tfds_name": "mnist", "shards": {"train": 9}}
+
+    assert dry_run_with(finished, change) == {}
+
+
+def test_editing_a_module_reruns_its_steps(finished):
+    """Editing workflow/evaluate.py reruns evaluate for both runs and the report, nothing else."""
+    module = finished / "workflow" / "evaluate.py"
+    original, stat = module.read_text(), module.stat()
+    module.write_text(original + "\n# edited by test_editing_a_module_reruns_its_steps\n")
+    try:
+        planned = planned_jobs(snakemake(finished, "-n"))
+    finally:
+        module.write_text(original)
+        os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    assert planned == {"evaluate": 2, "report": 1, "all": 1}
+
+
+def test_parity_failure_names_format_and_margin(finished, tmp_path):
+    """With a zero budget for int8, the parity check fails naming int8 and by how much."""
+    run = finished / "results/runs/digits_mlp/seed0"
+    budgets = {
+        "float32": {"max_abs_diff": 1e-4, "min_top1_agreement": 1.0},
+        "int8": {"max_abs_diff": 0.0, "min_top1_agreement": 1.0},
+    }
+
+    with pytest.raises(ParityError, match=r"int8: max abs diff [0-9.e-]+ exceeds 0 by [0-9.e-]+") as caught:
+        check_parity(
+            saved_model_dir=str(run / "saved_model"),
+            tflite_paths=[str(run / "tflite/float32.tflite"), str(run / "tflite/int8.tflite")],
+            tfjs_dir=None,
+            node_manifest=None,
+            shards_dir=str(finished / "results/datasets/digits/shards"),
+            parity_path=str(tmp_path / "parity.json"),
+            batch_size=32,
+            budgets=budgets,
+        )
+
+    assert "float32" not in str(caught.value)
+    assert not (tmp_path / "parity.json").exists()
