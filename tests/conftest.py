@@ -49,3 +49,31 @@ def digits_shards(digits_prepared: dict[str, str]) -> str:
         validation_percent=10,
     )
     return str(output)
+
+
+@pytest.fixture()
+def train_in_subprocess(digits_shards: str, tmp_path: pathlib.Path):
+    """Run workflow.train.train in a fresh process (strategies and policies are process-global); return train.json."""
+    import json
+    import subprocess
+    import sys
+
+    def run(params: dict, seed: int = 0, name: str = "run") -> tuple[dict, pathlib.Path]:
+        folder = tmp_path / name
+        folder.mkdir()
+        arguments = {
+            "shards_dir": digits_shards,
+            "model_path": str(folder / "model.keras"),
+            "history_path": str(folder / "history.json"),
+            "info_path": str(folder / "train.json"),
+            "tensorboard_dir": str(folder / "tensorboard"),
+            "checkpoint_root": str(folder / "checkpoints"),
+            "params": params,
+            "seed": seed,
+        }
+        program = f"import json; from workflow.train import train; train(**json.loads({json.dumps(arguments)!r}))"
+        result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads((folder / "train.json").read_text()), folder
+
+    return run

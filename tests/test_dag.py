@@ -134,7 +134,19 @@ def test_export_signature_is_named(finished):
 def test_every_job_left_a_log_and_a_benchmark(finished):
     """Each rule that ran wrote a log and a Snakemake benchmark record (s, max_rss...)."""
     results = finished / "results"
-    for rule in ("download", "tfrecord", "train", "evaluate", "export", "tflite", "tfjs", "parity", "report"):
+    for rule in (
+        "tfjs_env",
+        "node_env",
+        "download",
+        "tfrecord",
+        "train",
+        "evaluate",
+        "export",
+        "tflite",
+        "tfjs",
+        "parity",
+        "report",
+    ):
         assert list((results / "logs" / rule).rglob("*.log")), rule
         benchmarks = list((results / "benchmarks" / rule).rglob("*.tsv"))
         assert benchmarks, rule

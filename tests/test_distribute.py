@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import pytest
+
+from helpers import train_params
 
 from workflow.distribute import resolve_strategy_name, slurm_tasks
 
@@ -43,37 +40,10 @@ def test_slurm_tasks_ignores_garbage():
     assert slurm_tasks({"SLURM_NTASKS": "3"}) == 3
 
 
-def test_mirrored_trains_on_two_logical_cpu_devices(digits_shards, tmp_path):
-    """strategy mirrored with devices 2 trains with 2 replicas on CPU (a fresh process: devices are set at start-up)."""
-    params = {
-        "model": {"name": "mlp", "hidden_units": [16], "dropout": 0.0},
-        "train": {
-            "epochs": 1,
-            "batch_size": 64,
-            "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0},
-            "schedule": {"name": "constant", "boundaries": [], "factors": [], "alpha": 0.0, "decay_rate": 0.9},
-            "shuffle_buffer": 100,
-            "strategy": "mirrored",
-            "devices": 2,
-            "deterministic": False,
-            "mixed_precision": False,
-            "jit_compile": False,
-            "run_eagerly": False,
-        },
-    }
-    program = textwrap.dedent(f"""
-        import json
-        from workflow.train import train
-        info = train(shards_dir={digits_shards!r}, model_path={str(tmp_path / "model.keras")!r},
-                     history_path={str(tmp_path / "history.json")!r}, info_path={str(tmp_path / "train.json")!r},
-                     tensorboard_dir={str(tmp_path / "tb")!r}, checkpoint_root={str(tmp_path / "ckpt")!r},
-                     params=json.loads({json.dumps(params)!r}), seed=0)
-    """)
+def test_mirrored_trains_on_two_logical_cpu_devices(train_in_subprocess):
+    """strategy mirrored with devices 2 trains with 2 replicas on CPU."""
+    info, folder = train_in_subprocess(train_params(strategy="mirrored", devices=2, epochs=1))
 
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
-
-    assert result.returncode == 0, result.stderr[-3000:]
-    info = json.loads((tmp_path / "train.json").read_text())
     assert info["strategy"] == "MirroredStrategy"
     assert info["replicas"] == 2
-    assert (tmp_path / "model.keras").is_file()
+    assert (folder / "model.keras").is_file()
