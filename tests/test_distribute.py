@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import train_params
 
 from workflow.distribute import resolve_strategy_name, slurm_tasks
