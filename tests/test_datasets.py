@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
 import shutil
 import socket
@@ -13,7 +14,8 @@ import pytest
 import workflow.datasets as datasets
 from workflow.atomic import read_json
 
-SHARED_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+SHARED = pathlib.Path(os.environ.get("TF_LIFECYCLE_SHARED", pathlib.Path(__file__).resolve().parents[2] / "shared"))
+SHARED_MNIST = SHARED / "datasets" / "mnist"
 
 
 def test_digits_builder_prepares_through_tfds(digits_prepared):
