@@ -209,6 +209,13 @@ def parity_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
 
 
 @_sorted_keys
+def manifest_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """The experiment's whole resolved config and its dataset entry, recorded in the run manifest."""
+    exp = config["experiments"][experiment]
+    return {"experiment": exp, "dataset": config["datasets"][exp["dataset"]]}
+
+
+@_sorted_keys
 def report_params(config: dict[str, Any]) -> dict[str, Any]:
     """The report's title and, per experiment, its dataset and target."""
     experiments = {

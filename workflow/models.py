@@ -57,7 +57,8 @@ def build_cnn(
 def build_lenet5(input_shape: Sequence[int], num_classes: int, activation: str = "tanh") -> keras.Model:
     """LeNet-5 (LeCun, Bottou, Bengio and Haffner 1998, section II.B) on a 32x32 field.
 
-    Smaller images are zero-padded to 32x32, as the paper centres 28x28 MNIST digits in 32x32.
+    Smaller images are zero-padded to 32x32, as the paper centres 28x28 MNIST digits in 32x32, after
+    the paper's input normalization (background -0.1, foreground 1.175).
     Two simplifications, as in common re-implementations: C3 connects to all S2 maps (the paper uses
     a fixed sparse table) and the output is a softmax Dense layer instead of Euclidean RBF units.
     Trainable parameters: 61,706 for 10 classes.
@@ -66,8 +67,11 @@ def build_lenet5(input_shape: Sequence[int], num_classes: int, activation: str =
     if height > 32 or width > 32:
         raise ValueError(f"lenet5 takes images up to 32x32, got {height}x{width}")
     inputs = keras.Input(shape=tuple(input_shape), name="images")
+    # Section II.A: background (0) maps to -0.1 and foreground (1) to 1.175, so inputs have mean
+    # about 0 and variance about 1, which speeds up learning with tanh units.
+    x = keras.layers.Rescaling(1.275, offset=-0.1, name="paper_normalization")(inputs)
     pad_h, pad_w = 32 - height, 32 - width
-    x = keras.layers.ZeroPadding2D(((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)))(inputs)
+    x = keras.layers.ZeroPadding2D(((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)))(x)
     x = keras.layers.Conv2D(6, 5, activation=activation, name="c1")(x)
     x = keras.layers.AveragePooling2D(2, name="s2")(x)
     x = keras.layers.Conv2D(16, 5, activation=activation, name="c3")(x)
@@ -76,6 +80,78 @@ def build_lenet5(input_shape: Sequence[int], num_classes: int, activation: str =
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(84, activation=activation, name="f6")(x)
     return keras.Model(inputs, _classifier(x, num_classes), name="lenet5")
+
+
+def build_resnet(
+    input_shape: Sequence[int], num_classes: int, depth: int = 20, weight_decay: float = 1e-4
+) -> keras.Model:
+    """The CIFAR ResNet of He, Zhang, Ren and Sun 2015, section 4.2: depth 6n+2 (20, 32, 44, 56, 110).
+
+    A 3x3 conv with 16 filters, then three stages of n basic blocks with 16, 32 and 64 filters (the
+    first block of stages 2 and 3 halves the map with stride 2), global average pooling and a
+    softmax layer. Shortcuts are identities, zero-padded where the channels double (option A), so
+    ResNet-20 has 0.27M parameters as in Table 6. `weight_decay` is an L2 penalty on conv and dense
+    kernels, the paper's "weight decay of 0.0001".
+    """
+    if (depth - 2) % 6 != 0 or depth < 8:
+        raise ValueError(f"resnet depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}")
+    blocks = (depth - 2) // 6
+    regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None  # d/dw of wd/2*w^2 = wd*w
+    inputs = keras.Input(shape=tuple(input_shape), name="images")
+    x = _conv_bn(inputs, 16, 1, regularizer, name="stem")
+    x = keras.layers.Activation("relu")(x)
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(blocks):
+            stride = 2 if stage > 0 and block == 0 else 1
+            x = _basic_block(x, filters, stride, regularizer, name=f"stage{stage + 1}_block{block + 1}")
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    logits = keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name="logits")(x)
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    return keras.Model(inputs, probabilities, name=f"resnet{depth}")
+
+
+@keras.saving.register_keras_serializable(package="tf_lifecycle")
+class ZeroPadShortcut(keras.layers.Layer):
+    """Option-A shortcut: subsample by `stride`, then zero-pad `extra` channels (no parameters).
+
+    A named layer rather than a Lambda, so models load with `safe_mode=True`.
+    """
+
+    def __init__(self, stride: int, extra: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stride, self.extra = stride, extra
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        subsampled = inputs[:, :: self.stride, :: self.stride, :]
+        before = self.extra // 2
+        return tf.pad(subsampled, [[0, 0], [0, 0], [0, 0], [before, self.extra - before]])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "stride": self.stride, "extra": self.extra}
+
+
+def _conv_bn(x: Any, filters: int, stride: int, regularizer: Any, name: str) -> Any:
+    x = keras.layers.Conv2D(
+        filters,
+        3,
+        strides=stride,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=regularizer,
+        name=f"{name}_conv",
+    )(x)
+    return keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+
+
+def _basic_block(x: Any, filters: int, stride: int, regularizer: Any, name: str) -> Any:
+    shortcut = x
+    y = keras.layers.Activation("relu")(_conv_bn(x, filters, stride, regularizer, f"{name}_a"))
+    y = _conv_bn(y, filters, 1, regularizer, f"{name}_b")
+    if stride != 1 or shortcut.shape[-1] != filters:
+        # Option A: subsample by taking every other pixel, and pad the new channels with zeros.
+        shortcut = ZeroPadShortcut(stride, filters - shortcut.shape[-1], name=f"{name}_shortcut")(shortcut)
+    return keras.layers.Activation("relu")(keras.layers.Add()([y, shortcut]))
 
 
 def _classifier(x: Any, num_classes: int) -> Any:
@@ -88,6 +164,7 @@ REGISTRY: dict[str, Callable[..., keras.Model]] = {
     "mlp": build_mlp,
     "cnn": build_cnn,
     "lenet5": build_lenet5,
+    "resnet": build_resnet,
 }
 
 

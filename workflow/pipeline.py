@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from workflow.augment import augment_batch
 from workflow.models import scale_images
 from workflow.tfrecord import read_spec, shard_paths
 
@@ -27,8 +28,12 @@ def make_dataset(
     shuffle_buffer: int = 10_000,
     raw_images: bool = False,
     limit: int | None = None,
+    augment: dict[str, Any] | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (images, labels) of one split; images scaled to [0, 1] unless `raw_images`."""
+    """Batches of (images, labels) of one split; images scaled to [0, 1] unless `raw_images`.
+
+    `augment` (train.augment of the config) adds seeded shifts and flips after scaling.
+    """
     spec = read_spec(shards_dir)
     files = shard_paths(shards_dir, spec, split)
     shape = spec["features"]["image"]["shape"]
@@ -49,6 +54,12 @@ def make_dataset(
     dataset = dataset.map(lambda records: parse_batch(records, shape), num_parallel_calls=AUTOTUNE)
     if not raw_images:
         dataset = dataset.map(lambda images, labels: (scale_images(images), labels), num_parallel_calls=AUTOTUNE)
+    if augment and (augment["pad_crop"] or augment["horizontal_flip"]):
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, seeds).map(
+            lambda batch, batch_seed: (augment_batch(batch[0], batch_seed, **augment), batch[1]),
+            num_parallel_calls=AUTOTUNE,
+        )
     return dataset.prefetch(AUTOTUNE)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import platform
 import socket
+import subprocess
 import sys
 from importlib import metadata
 from typing import Any
@@ -31,3 +33,19 @@ def host() -> dict[str, Any]:
         "platform": platform.platform(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }
+
+
+def git_commit() -> dict[str, Any]:
+    """The commit of the code that runs, and whether the work tree had changes (None outside git)."""
+    repo = pathlib.Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}

@@ -39,6 +39,7 @@ class TrainConfig:
     optimizer: dict[str, Any]
     schedule: dict[str, Any]
     shuffle_buffer: int
+    augment: dict[str, Any]  # pad_crop (pixels) and horizontal_flip, applied to train batches only.
     strategy: str
     devices: int
     deterministic: bool
@@ -91,6 +92,7 @@ def train(
         "seed": seed,
         "data": spec["source"],
         "versions": runtime.versions(),
+        "code": runtime.git_commit(),
         "host": runtime.host(),
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
@@ -118,7 +120,13 @@ def set_up(config: TrainConfig, seed: int) -> None:
 def load_data(shards_dir: str, config: TrainConfig, seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """The shuffled train split and the validation split, batched to the global batch size."""
     train_data = make_dataset(
-        shards_dir, "train", config.batch_size, shuffle=True, seed=seed, shuffle_buffer=config.shuffle_buffer
+        shards_dir,
+        "train",
+        config.batch_size,
+        shuffle=True,
+        seed=seed,
+        shuffle_buffer=config.shuffle_buffer,
+        augment=config.augment,
     )
     validation_data = make_dataset(shards_dir, "validation", config.batch_size)
     return train_data, validation_data

@@ -34,7 +34,8 @@ def prepare(
     builder = tfds.builder(tfds_name, data_dir=data_dir)
     if not _is_prepared(builder):
         _check_sources(builder, manual_dir, connect_timeout)
-        config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+        usable = manual_dir is not None and pathlib.Path(manual_dir).is_dir()
+        config = tfds.download.DownloadConfig(manual_dir=manual_dir) if usable else None
         log.info("preparing %s into %s", builder.info.full_name, data_dir)
         builder.download_and_prepare(download_config=config)
     else:
@@ -81,14 +82,16 @@ def _expected_files(builder: tfds.core.DatasetBuilder) -> dict[str, str]:
 def _check_sources(builder: tfds.core.DatasetBuilder, manual_dir: str | None, timeout: float) -> None:
     """Fail within seconds, naming the files, when they are neither on disk nor reachable."""
     expected = _expected_files(builder)
-    if manual_dir is not None and not pathlib.Path(manual_dir).is_dir():
-        raise DatasetUnavailableError(f"{builder.info.name}: manual_dir {manual_dir} is not a folder")
-    present = set(p.name for p in pathlib.Path(manual_dir).iterdir()) if manual_dir else set()
+    folder = pathlib.Path(manual_dir) if manual_dir else None
+    present = {path.name for path in folder.iterdir()} if folder and folder.is_dir() else set()
     missing = {name: url for name, url in expected.items() if name not in present}
     unreachable = sorted({url for url in missing.values() if not _reachable(url, timeout)})
     if unreachable:
         names = ", ".join(sorted(missing))
-        where = f"manual_dir {manual_dir}" if manual_dir else "no manual_dir is configured"
+        if folder is None:
+            where = "no manual_dir is configured"
+        else:
+            where = f"manual_dir {manual_dir}" + ("" if folder.is_dir() else " does not exist")
         raise DatasetUnavailableError(
             f"{builder.info.name}: missing raw files {names} ({where}), and their host cannot be "
             f"reached: {unreachable[0]}. Put the files in a folder and set datasets.<key>.manual_dir "
