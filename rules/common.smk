@@ -38,6 +38,12 @@ def shards_of(wildcards):
     return f"{RESULTS}/datasets/{dataset}/shards"
 
 
+def prepared_of(wildcards):
+    """The download manifest of the experiment's dataset."""
+    dataset = CONFIG["experiments"][wildcards.exp]["dataset"]
+    return f"{RESULTS}/datasets/{dataset}/prepared.json"
+
+
 def tflite_files(wildcards):
     return expand(f"{RUN}/tflite/{{variant}}.tflite", variant=cfg.tflite_variants(CONFIG, wildcards.exp), allow_missing=True)
 
@@ -52,10 +58,10 @@ def tfjs_inputs(wildcards):
 def run_outputs(exp, seed):
     """What one experiment and seed ends with."""
     folder = RUN.format(exp=exp, seed=seed)
-    return [f"{folder}/metrics.json", f"{folder}/saved_model", f"{folder}/parity.json"]
+    return [f"{folder}/metrics.json", f"{folder}/manifest.json", f"{folder}/saved_model", f"{folder}/parity.json"]
 
 
 def final_outputs():
     """The default target: every run's final files and the report."""
     files = [path for exp, seed in cfg.runs(CONFIG) for path in run_outputs(exp, seed)]
-    return files + [f"{RESULTS}/report"]
+    return files + [f"{RESULTS}/report/reproduction.md", f"{RESULTS}/report/figures"]

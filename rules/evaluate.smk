@@ -18,3 +18,24 @@ rule evaluate:
         benchmark_path("evaluate", "{exp}/seed{seed}")
     script:
         "../scripts/evaluate.py"
+
+
+rule manifest:
+    input:
+        train=f"{RUN}/train.json",
+        metrics=f"{RUN}/metrics.json",
+        prepared=prepared_of,
+        shards=shards_of,
+        code=code("workflow.manifest"),
+    output:
+        f"{RUN}/manifest.json",
+    params:
+        config=lambda wildcards: cfg.manifest_params(CONFIG, wildcards.exp),
+    conda:
+        "../envs/main.yaml"
+    log:
+        log_path("manifest", "{exp}/seed{seed}"),
+    benchmark:
+        benchmark_path("manifest", "{exp}/seed{seed}")
+    script:
+        "../scripts/manifest.py"

@@ -1,5 +1,4 @@
-"""Step `report`: the reproduction table of all experiments and seeds (rules/report.smk)."""
-
+"""Step `report`: the reproduction tables and figures of all experiments and seeds (rules/report.smk)."""
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])
@@ -8,7 +7,8 @@ from workflow.report import write_report
 
 write_report(
     run_dirs=snakemake.params.run_dirs,
-    output_dir=snakemake.output[0],
+    table_paths={"markdown": snakemake.output.markdown, "csv": snakemake.output.csv, "html": snakemake.output.html},
+    figures_dir=snakemake.output.figures,
     title=snakemake.params.config["title"],
     experiments=snakemake.params.config["experiments"],
 )

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def require_tool(name: str, install_hint: str) -> str:
-    """Path of an executable, or a failure that says how to install it (never a silent skip)."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is needed by this test and is not on PATH: {install_hint}")
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
 
 def train_params(**train_overrides: object) -> dict:
     """Complete model and train sections for a small MLP, as the config loader would produce them."""
@@ -18,3 +27,44 @@ def train_params(**train_overrides: object) -> dict:
         },
     }
     return cfg.train_params(cfg.load_config(raw), "e")
+
+
+def require_tool(name: str, install_hint: str) -> str:
+    """Path of an executable, or a failure that says how to install it (never a silent skip)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is needed by this test and is not on PATH: {install_hint}")
+    return path
+
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+COPIED = ("Snakefile", "rules", "scripts", "workflow", "configs", "envs", "docs")
+
+
+def copy_repository(folder: pathlib.Path) -> pathlib.Path:
+    """Copy what the workflow needs to `folder`, so a test may edit it without touching the checkout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+        else:
+            shutil.copy(source, folder / name)
+    return folder
+
+
+def snakemake(folder: pathlib.Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    command = [sys.executable, "-m", "snakemake", *args]
+    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def planned_jobs(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    """Rule -> job count from a dry run's "Job stats" table ({} when nothing is to be done)."""
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE)}

@@ -12,35 +12,22 @@ import os
 import pathlib
 import re
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import yaml
+from helpers import copy_repository, planned_jobs, require_tool, snakemake
 
 from workflow.parity import ParityError, check_parity
 
 pytestmark = pytest.mark.dag
-COPIED = ("Snakefile", "rules", "scripts", "workflow", "configs", "envs")
 RUNS = ("digits_mlp/seed0", "digits_cnn/seed0")
 
 
-def snakemake(folder: pathlib.Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(folder)}
-    env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    command = [sys.executable, "-m", "snakemake", *args]
-    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+def tf_version() -> str:
+    from importlib import metadata
 
-
-def planned_jobs(result: subprocess.CompletedProcess[str]) -> dict[str, int]:
-    """Rule -> job count from a dry run's "Job stats" table ({} when nothing is to be done)."""
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    text = result.stdout + result.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:", 1)[1].split("total", 1)[0]
-    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE)}
+    return metadata.version("tensorflow")
 
 
 def dry_run_with(folder: pathlib.Path, change) -> dict[str, int]:
@@ -58,14 +45,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     for tool, hint in (("node", "apt-get install nodejs"), ("npm", "apt-get install npm")):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is needed for the TF.js steps: {hint}")
-    folder = tmp_path_factory.mktemp("dag") / "repo"
-    for name in COPIED:
-        source = pathlib.Path(__file__).resolve().parent.parent / name
-        if source.is_dir():
-            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, folder / name)
+    folder = copy_repository(tmp_path_factory.mktemp("dag") / "repo")
 
     result = snakemake(folder, "--cores", "2")
 
@@ -77,7 +57,15 @@ def test_every_output_is_there(finished):
     """Each step wrote its files: model, history, metrics with verdict, SavedModel, 4 TFLite, TF.js, parity, report."""
     for run in RUNS:
         folder = finished / "results" / "runs" / run
-        for name in ("model.keras", "history.json", "train.json", "metrics.json", "export.json", "parity.json"):
+        for name in (
+            "model.keras",
+            "history.json",
+            "train.json",
+            "metrics.json",
+            "manifest.json",
+            "export.json",
+            "parity.json",
+        ):
             assert (folder / name).is_file(), name
         assert (folder / "saved_model" / "saved_model.pb").is_file()
         assert sorted(p.name for p in (folder / "tflite").iterdir()) == [
@@ -111,15 +99,50 @@ def test_metrics_meet_the_targets_and_parity_holds(finished):
 
 
 def test_report_lists_every_run(finished):
-    """The Markdown and CSV tables hold one row per experiment and seed, with verdicts."""
+    """Markdown, CSV and HTML tables hold one row per run and a summary row per experiment, with verdicts."""
     report = finished / "results" / "report"
     markdown = (report / "reproduction.md").read_text()
+    page = (report / "reproduction.html").read_text()
     rows = (report / "reproduction.csv").read_text().strip().splitlines()
 
     assert len(rows) == 1 + len(RUNS)
     assert "| digits_mlp | 0 | digits | mlp |" in markdown
     assert "| digits_cnn | 0 | digits | cnn |" in markdown
+    assert re.search(r"\| digits_cnn \| 1 \| accuracy \| 0\.9500 \| 0\.9\d+ \| 0\.0000 \| 0\.0\d+ \| pass \|", markdown)
     assert rows[1].split(",")[8] == "pass"
+    assert page.count("<tr>") == 1 + 2 + 1 + len(RUNS)
+    assert "id='reproduction-table'" in page
+
+
+def test_report_figures_are_pngs(finished):
+    """One learning-curve figure per experiment and one confusion matrix per run, as real PNG files."""
+    figures = finished / "results" / "report" / "figures"
+    names = sorted(path.name for path in figures.iterdir())
+
+    assert names == [
+        "confusion_digits_cnn_seed0.png",
+        "confusion_digits_mlp_seed0.png",
+        "curves_digits_cnn.png",
+        "curves_digits_mlp.png",
+    ]
+    for name in names:
+        assert (figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (figures / name).stat().st_size > 10_000
+
+
+def test_manifest_records_code_data_and_versions(finished):
+    """manifest.json has the resolved config, the git commit field, versions, dataset version and shard sha256."""
+    manifest = json.loads((finished / "results/runs/digits_mlp/seed0/manifest.json").read_text())
+    spec = json.loads((finished / "results/datasets/digits/shards/spec.json").read_text())
+
+    assert manifest["config"]["experiment"]["model"]["name"] == "mlp"
+    assert manifest["config"]["dataset"]["tfds_name"] == "sklearn_digits"
+    assert set(manifest["code"]) == {"commit", "dirty"}
+    assert manifest["versions"]["tensorflow"] == tf_version()
+    assert manifest["dataset"]["name"] == "sklearn_digits" and manifest["dataset"]["version"] == "1.0.0"
+    assert manifest["dataset"]["shards"]["test"][0]["sha256"] == spec["splits"]["test"]["shards"][0]["sha256"]
+    assert manifest["slurm"] == {"train_job_id": None, "manifest_job_id": None}
+    assert manifest["results"]["verdict"]["passed"] is True
 
 
 def test_export_signature_is_named(finished):
@@ -186,6 +209,7 @@ def test_learning_rate_reruns_training_onwards_not_data(finished):
     assert dry_run_with(finished, change) == {
         "train": 1,
         "evaluate": 1,
+        "manifest": 1,
         "export": 1,
         "tflite": 4,
         "tfjs": 1,
@@ -217,7 +241,7 @@ def test_unrelated_key_reruns_nothing(finished):
 
 
 def test_editing_a_module_reruns_its_steps(finished):
-    """Editing workflow/evaluate.py reruns evaluate for both runs and the report, nothing else."""
+    """Editing workflow/evaluate.py reruns evaluate, and what reads metrics.json (manifest, report), nothing else."""
     module = finished / "workflow" / "evaluate.py"
     original, stat = module.read_text(), module.stat()
     module.write_text(original + "\n# edited by test_editing_a_module_reruns_its_steps\n")
@@ -227,7 +251,7 @@ def test_editing_a_module_reruns_its_steps(finished):
         module.write_text(original)
         os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
-    assert planned == {"evaluate": 2, "report": 1, "all": 1}
+    assert planned == {"evaluate": 2, "manifest": 2, "report": 1, "all": 1}
 
 
 def test_parity_failure_names_format_and_margin(finished, tmp_path):
@@ -252,3 +276,30 @@ def test_parity_failure_names_format_and_margin(finished, tmp_path):
 
     assert "float32" not in str(caught.value)
     assert not (tmp_path / "parity.json").exists()
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def test_snakemake_report_shows_the_table_in_chromium(finished):
+    """`snakemake --report` builds a page; in headless Chromium, opening the Reproduction result shows the table."""
+    chromium = require_tool("chromium", "apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    result = snakemake(finished, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto((finished / "report.html").as_uri())
+        page.get_by_text("Reproduction", exact=True).first.click()
+        page.locator("tr", has_text="reproduction.html").locator("a[iconname=eye]").click()
+        page.wait_for_timeout(500)
+        table = next(frame for frame in page.frames if "reproduction.html" in frame.url).locator("#reproduction-table")
+        text = table.inner_text(timeout=10_000)
+        browser.close()
+
+    assert "digits_cnn" in text and "digits_mlp" in text
+    assert text.count("pass") == 2

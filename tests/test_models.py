@@ -15,16 +15,19 @@ from workflow.models import build_model, scale_images
         ({"name": "lenet5"}, (28, 28, 1), 61_706),  # LeCun et al. 1998 with a dense C3 and softmax output.
         ({"name": "cnn", "filters": [32, 64], "dropout": 0.5}, (28, 28, 1), 34_826),  # Keras "Simple MNIST convnet".
         ({"name": "mlp", "hidden_units": [128]}, (8, 8, 1), 64 * 128 + 128 + 128 * 10 + 10),
+        # He et al. 2015 Table 6: 0.27M (20 layers) and 0.85M (56 layers), counting trainable weights.
+        ({"name": "resnet", "depth": 20}, (32, 32, 3), 269_722),
+        ({"name": "resnet", "depth": 56}, (32, 32, 3), 853_018),
     ],
 )
 def test_parameter_counts_match_the_references(options, shape, parameters):
     """Each registered model has the parameter count of the architecture it names."""
     model = build_model(options, shape, 10)
 
-    assert model.count_params() == parameters
+    assert sum(int(np.prod(weight.shape)) for weight in model.trainable_weights) == parameters
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "lenet5"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "lenet5", "resnet"])
 @pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3)])
 def test_outputs_are_probabilities(name, shape):
     """Every model maps a batch to float32 rows that sum to 1, for small and large images."""
@@ -69,3 +72,20 @@ def test_scaling_maps_uint8_to_unit_interval():
 
     np.testing.assert_allclose(scaled, [0.0, 0.2, 1.0])
     assert scaled.dtype == np.float32
+
+
+def test_resnet_saves_and_loads_in_safe_mode(tmp_path):
+    """The option-A shortcut is a registered layer, so a ResNet .keras file loads with safe_mode and predicts alike."""
+    model = build_model({"name": "resnet", "depth": 8}, (16, 16, 3), 10)
+    images = np.random.default_rng(1).random((2, 16, 16, 3), dtype=np.float32)
+    model.save(tmp_path / "resnet.keras")
+
+    loaded = keras.saving.load_model(tmp_path / "resnet.keras", compile=False, safe_mode=True)
+
+    np.testing.assert_allclose(np.asarray(loaded(images)), np.asarray(model(images)), atol=1e-6)
+
+
+def test_resnet_depth_must_be_6n_plus_2():
+    """Depth 21 is refused with the allowed form."""
+    with pytest.raises(ValueError, match="6n\\+2"):
+        build_model({"name": "resnet", "depth": 21}, (32, 32, 3), 10)

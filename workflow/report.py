@@ -1,71 +1,78 @@
-"""The reproduction table: every experiment and seed, mean and std across seeds, verdicts, parity.
+"""The reproduction report: every experiment and seed, mean and std across seeds, verdicts, parity.
 
-Writes `reproduction.md` and `reproduction.csv` into the report folder. Each run folder holds
-metrics.json, train.json and parity.json (parity only when the run converts models).
+Writes `reproduction.md`, `reproduction.csv` and `reproduction.html`, plus PNG figures (learning
+curves per experiment, a confusion matrix per run). Each run folder holds metrics.json, train.json,
+history.json and, when the run converts models, parity.json. The verdict across seeds applies the
+target to the mean over seeds (LeNet-5's 0.95% is judged on the mean of 3 seeds).
 """
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import pathlib
 import statistics
 from typing import Any
 
 from workflow.atomic import atomic_path, read_json, write_text
+from workflow.evaluate import verdict
 
 COLUMNS = (
-    "experiment",
-    "seed",
-    "dataset",
-    "model",
-    "accuracy",
-    "error",
-    "loss",
-    "target",
-    "verdict",
-    "margin",
-    "parity",
-    "worst_format",
-    "train_seconds",
-    "examples_per_second",
-)
+    "experiment", "seed", "dataset", "model", "accuracy", "error", "loss", "target", "verdict", "margin",
+    "parity", "worst_format", "train_seconds", "examples_per_second",
+)  # fmt: skip
+SUMMARY_COLUMNS = (
+    "experiment", "seeds", "metric", "paper", "mean", "std", "margin", "verdict", "source",
+)  # fmt: skip
 
 
 def write_report(
-    *, run_dirs: list[str], output_dir: str, title: str, experiments: dict[str, Any]
+    *, run_dirs: list[str], table_paths: dict[str, str], figures_dir: str, title: str, experiments: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Collect every run folder into a table; write Markdown and CSV atomically as one folder."""
-    rows = [run_row(pathlib.Path(folder), experiments) for folder in run_dirs]
-    with atomic_path(output_dir) as temporary:
+    """Collect every run folder; write the tables (md, csv, html) and the figures, each atomically."""
+    runs = [load_run(pathlib.Path(folder)) for folder in run_dirs]
+    rows = [run_row(run, experiments) for run in runs]
+    summary = summarize(rows, experiments)
+    write_text(table_paths["csv"], to_csv(COLUMNS, rows))
+    write_text(table_paths["markdown"], to_markdown(title, rows, summary))
+    write_text(table_paths["html"], to_html(title, rows, summary))
+    with atomic_path(figures_dir) as temporary:
         temporary.mkdir()
-        write_text(temporary / "reproduction.csv", to_csv(rows))
-        write_text(temporary / "reproduction.md", to_markdown(title, rows, summarize(rows)))
+        write_figures(temporary, runs)
     return rows
 
 
-def run_row(folder: pathlib.Path, experiments: dict[str, Any]) -> dict[str, Any]:
-    """One table row from a run folder `results/runs/<experiment>/seed<k>`."""
-    experiment, seed = folder.parent.name, int(folder.name.removeprefix("seed"))
-    metrics = read_json(folder / "metrics.json")
-    train = read_json(folder / "train.json")
-    parity = read_json(folder / "parity.json") if (folder / "parity.json").exists() else None
-    target = experiments[experiment]["target"]
-    verdict = metrics.get("verdict")
-    worst = None
-    if parity and parity["formats"]:
-        worst = max(parity["formats"], key=lambda name: parity["formats"][name]["max_abs_diff"])
+def load_run(folder: pathlib.Path) -> dict[str, Any]:
+    """The JSON files of one run folder `results/runs/<experiment>/seed<k>`."""
+    parity_path = folder / "parity.json"
     return {
-        "experiment": experiment,
-        "seed": seed,
-        "dataset": experiments[experiment]["dataset"],
+        "experiment": folder.parent.name,
+        "seed": int(folder.name.removeprefix("seed")),
+        "metrics": read_json(folder / "metrics.json"),
+        "train": read_json(folder / "train.json"),
+        "history": read_json(folder / "history.json"),
+        "parity": read_json(parity_path) if parity_path.exists() else None,
+    }
+
+
+def run_row(run: dict[str, Any], experiments: dict[str, Any]) -> dict[str, Any]:
+    """One table row per run."""
+    metrics, train, parity = run["metrics"], run["train"], run["parity"]
+    target = experiments[run["experiment"]]["target"]
+    judged = metrics.get("verdict")
+    worst = max(parity["formats"], key=lambda name: parity["formats"][name]["max_abs_diff"]) if parity else None
+    return {
+        "experiment": run["experiment"],
+        "seed": run["seed"],
+        "dataset": experiments[run["experiment"]]["dataset"],
         "model": train["params"]["model"]["name"],
         "accuracy": metrics["accuracy"],
         "error": metrics["error"],
         "loss": metrics["loss"],
         "target": f"{target['metric']} {target['value']} ({target['direction']})" if target else "",
-        "verdict": ("pass" if verdict["passed"] else "fail") if verdict else "",
-        "margin": verdict["margin"] if verdict else "",
+        "verdict": ("pass" if judged["passed"] else "fail") if judged else "",
+        "margin": judged["margin"] if judged else "",
         "parity": ("pass" if parity["passed"] else "fail") if parity else "not run",
         "worst_format": f"{worst} {parity['formats'][worst]['max_abs_diff']:.2g}" if worst else "",
         "train_seconds": train["wall_seconds"],
@@ -73,32 +80,36 @@ def run_row(folder: pathlib.Path, experiments: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and population std of accuracy and error across the seeds of each experiment."""
+def summarize(rows: list[dict[str, Any]], experiments: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per experiment: mean and population std of the target metric over seeds, and the verdict on the mean."""
     by_experiment: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_experiment.setdefault(row["experiment"], []).append(row)
     summary = []
     for experiment, group in by_experiment.items():
-        accuracies = [row["accuracy"] for row in group]
-        summary.append(
-            {
-                "experiment": experiment,
-                "seeds": len(group),
-                "accuracy_mean": statistics.fmean(accuracies),
-                "accuracy_std": statistics.pstdev(accuracies),
-                "error_mean": 1.0 - statistics.fmean(accuracies),
-                "target": group[0]["target"],
-                "verdicts": ", ".join(row["verdict"] for row in group if row["verdict"]),
-            }
-        )
+        target = experiments[experiment]["target"]
+        metric = target["metric"] if target else "accuracy"
+        values = [row[metric] for row in group]
+        mean = statistics.fmean(values)
+        judged = verdict({metric: mean}, target)
+        summary.append({
+            "experiment": experiment,
+            "seeds": len(group),
+            "metric": metric,
+            "paper": target["value"] if target else "",
+            "mean": mean,
+            "std": statistics.pstdev(values),
+            "margin": judged["margin"] if judged else "",
+            "verdict": ("pass" if judged["passed"] else "fail") if judged else "no target",
+            "source": target["source"] if target else "",
+        })  # fmt: skip
     return summary
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    """The per-run table as CSV."""
+def to_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    """A table as CSV."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -109,16 +120,92 @@ def _cell(value: Any) -> str:
 
 
 def to_markdown(title: str, rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str:
-    """Summary across seeds, then the per-run table, as Markdown."""
-    lines = [f"# {title}", "", "## Across seeds", ""]
-    summary_columns = ("experiment", "seeds", "accuracy_mean", "accuracy_std", "error_mean", "target", "verdicts")
-    lines += _table(summary_columns, summary)
+    """The summary across seeds, then the per-run table, as Markdown."""
+    lines = [f"# {title}", "", "## Reproduction (verdict on the mean over seeds)", ""]
+    lines += _markdown_table(SUMMARY_COLUMNS, summary)
     lines += ["", "## Runs", ""]
-    lines += _table(COLUMNS, rows)
+    lines += _markdown_table(COLUMNS, rows)
     return "\n".join(lines) + "\n"
 
 
-def _table(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> list[str]:
+def _markdown_table(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row[column]) for column in columns) + " |" for row in rows]
     return lines
+
+
+def to_html(title: str, rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str:
+    """A self-contained HTML page with both tables; pass and fail cells are coloured."""
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
+        "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}th{background:#eee}"
+        ".pass{background:#d4f4d4}.fail{background:#f8d0d0}"
+    )
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>",
+        "<h2>Reproduction (verdict on the mean over seeds)</h2>",
+        _html_table(SUMMARY_COLUMNS, summary, "reproduction-table"),
+        "<h2>Runs</h2>",
+        _html_table(COLUMNS, rows, "runs-table"),
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _html_table(columns: tuple[str, ...], rows: list[dict[str, Any]], element_id: str) -> str:
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for column in columns:
+            text = _cell(row[column])
+            css = f" class='{text}'" if text in ("pass", "fail") else ""
+            cells.append(f"<td{css}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table id='{element_id}'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def write_figures(folder: pathlib.Path, runs: list[dict[str, Any]]) -> None:
+    """`curves_<experiment>.png` (loss and accuracy per epoch, every seed) and `confusion_<exp>_seed<k>.png`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    by_experiment: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_experiment.setdefault(run["experiment"], []).append(run)
+    for experiment, group in by_experiment.items():
+        figure, (loss_axis, accuracy_axis) = pyplot.subplots(1, 2, figsize=(10, 4))
+        for run in group:
+            history = run["history"]
+            epochs = range(1, len(history["loss"]) + 1)
+            for axis, key in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
+                axis.plot(epochs, history[key], label=f"seed {run['seed']} train")
+                if f"val_{key}" in history:
+                    axis.plot(epochs, history[f"val_{key}"], linestyle="--", label=f"seed {run['seed']} validation")
+        for axis, key in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
+            axis.set_xlabel("epoch")
+            axis.set_ylabel(key)
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize="small")
+        figure.suptitle(f"{experiment}: learning curves")
+        figure.tight_layout()
+        figure.savefig(folder / f"curves_{experiment}.png", dpi=100)
+        pyplot.close(figure)
+    for run in runs:
+        confusion = run["metrics"]["confusion_matrix"]
+        figure, axis = pyplot.subplots(figsize=(5.5, 5))
+        image = axis.imshow(confusion, cmap="Blues")
+        for true_class, row in enumerate(confusion):
+            for predicted, count in enumerate(row):
+                if count:
+                    axis.text(predicted, true_class, str(count), ha="center", va="center", fontsize=7)
+        axis.set_xlabel("predicted class")
+        axis.set_ylabel("true class")
+        axis.set_title(f"{run['experiment']} seed {run['seed']}: accuracy {run['metrics']['accuracy']:.4f}")
+        figure.colorbar(image, ax=axis, fraction=0.046)
+        figure.tight_layout()
+        figure.savefig(folder / f"confusion_{run['experiment']}_seed{run['seed']}.png", dpi=100)
+        pyplot.close(figure)
