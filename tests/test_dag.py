@@ -117,7 +117,7 @@ def test_report_lists_every_run(finished):
 def test_report_figures_are_pngs(finished):
     """One learning-curve figure per experiment and one confusion matrix per run, as real PNG files."""
     figures = finished / "results" / "report" / "figures"
-    names = sorted(path.name for path in figures.iterdir())
+    names = sorted(path.name for path in figures.iterdir() if not path.name.startswith("."))  # .snakemake_timestamp
 
     assert names == [
         "confusion_digits_cnn_seed0.png",

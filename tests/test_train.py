@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from helpers import train_params
 
+from workflow.evaluate import evaluate
 from workflow.train import TrainConfig, learning_rate_schedule
 
 
@@ -17,13 +18,17 @@ def weights_of(folder):
     return [np.asarray(weight) for weight in model.get_weights()]
 
 
-def test_same_seed_gives_identical_weights_and_history(train_in_subprocess):
-    """deterministic: true and the same seed twice give bitwise-equal weights and equal history."""
+def test_same_seed_gives_identical_weights_history_and_metrics(train_in_subprocess, digits_shards):
+    """deterministic: true and the same seed twice give bitwise-equal weights, equal history and equal metrics.json."""
     params = train_params(deterministic=True)
 
     _, first = train_in_subprocess(params, seed=5, name="first")
     _, second = train_in_subprocess(params, seed=5, name="second")
+    for folder in (first, second):
+        evaluate(model_path=str(folder / "model.keras"), shards_dir=digits_shards,
+                 metrics_path=str(folder / "metrics.json"), batch_size=100, target=None)  # fmt: skip
 
+    assert (first / "metrics.json").read_bytes() == (second / "metrics.json").read_bytes()
     for a, b in zip(weights_of(first), weights_of(second), strict=True):
         np.testing.assert_array_equal(a, b)
     assert (

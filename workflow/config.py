@@ -210,9 +210,10 @@ def parity_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
 
 @_sorted_keys
 def manifest_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
-    """The experiment's whole resolved config and its dataset entry, recorded in the run manifest."""
+    """What produced a run's metrics: dataset entry, model, training, evaluation and target (not conversions)."""
     exp = config["experiments"][experiment]
-    return {"experiment": exp, "dataset": config["datasets"][exp["dataset"]]}
+    produced = {key: exp[key] for key in ("dataset", "model", "train", "evaluate", "target")}
+    return {"experiment": produced, "dataset": config["datasets"][exp["dataset"]]}
 
 
 @_sorted_keys

@@ -7,6 +7,7 @@ pure-JS CPU backend of `@tensorflow/tfjs` (tfjs-node's install downloads a binar
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -42,8 +43,39 @@ def convert_tfjs(*, saved_model_dir: str, env_manifest: str, output_dir: str) ->
         log.info("%s\n%s", " ".join(command), result.stderr[-4000:])
         if result.returncode != 0 or not (temporary / "model.json").exists():
             raise RuntimeError(f"tensorflowjs_converter failed on {saved_model_dir}:\n{result.stderr[-3000:]}")
+        rewritten = unfuse_unsupported_activations(temporary / "model.json")
+        if rewritten:
+            log.info("split %d fused activations TF.js lacks: %s", len(rewritten), ", ".join(rewritten))
         files = sorted(path.name for path in temporary.iterdir())
     return files
+
+
+# Activations TF.js kernels can run fused into a MatMul or Conv2D (tfjs-backend-cpu applyActivation).
+# The converter fuses others too (Grappler turns Dense+tanh into _FusedMatMul[BiasAdd, Tanh]), and
+# such a model then fails at inference time with "Activation tanh has not been implemented".
+TFJS_FUSABLE_ACTIVATIONS = {"Relu", "Relu6", "Elu", "LeakyRelu", "Prelu", "Sigmoid"}
+FUSED_OPS = {"_FusedMatMul", "_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedDepthwiseConv2dNative"}
+
+
+def unfuse_unsupported_activations(model_json: pathlib.Path) -> list[str]:
+    """Split fused activations TF.js cannot run into their own node; return the nodes changed."""
+    model = json.loads(model_json.read_text())
+    nodes = model["modelTopology"]["node"]
+    changed, extra = [], []
+    for node in nodes:
+        fused = node.get("attr", {}).get("fused_ops", {}).get("list", {}).get("s", [])
+        names = [base64.b64decode(item).decode() for item in fused]
+        if node["op"] not in FUSED_OPS or not names or names[-1] in TFJS_FUSABLE_ACTIVATIONS | {"BiasAdd"}:
+            continue
+        activation, original = names[-1], node["name"]
+        node["name"] = f"{original}/pre_activation"
+        node["attr"]["fused_ops"]["list"]["s"] = fused[:-1]
+        extra.append({"name": original, "op": activation, "input": [node["name"]], "attr": {"T": node["attr"]["T"]}})
+        changed.append(f"{original} ({activation})")
+    if changed:
+        nodes.extend(extra)
+        model_json.write_text(json.dumps(model))
+    return changed
 
 
 def predict_tfjs(model_dir: str, images: np.ndarray, node_manifest: str) -> np.ndarray:
