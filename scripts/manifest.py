@@ -1,4 +1,5 @@
 """Step `manifest`: what produced one run, for reproductions (rules/evaluate.smk)."""
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])

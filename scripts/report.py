@@ -1,4 +1,5 @@
 """Step `report`: the reproduction tables and figures of all experiments and seeds (rules/report.smk)."""
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])

@@ -1,12 +1,13 @@
-"""Step `train`: one experiment and seed (rules/train.smk)."""
+"""Step `train`: one experiment and seed, one process or one per worker (rules/train.smk)."""
 
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.train import train
+from workflow.launch import run_training
 
-train(
+run_training(
+    launcher=snakemake.resources.mpi,
     shards_dir=snakemake.input.shards,
     model_path=snakemake.output.model,
     history_path=snakemake.output.history,

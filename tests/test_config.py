@@ -153,3 +153,31 @@ def test_key_order_does_not_change_a_slice():
     backward = cfg.load_config(with_change("experiments.exp.train", {"batch_size": 8, "epochs": 3}))
 
     assert repr(cfg.train_params(forward, "exp")) == repr(cfg.train_params(backward, "exp"))
+
+
+@pytest.mark.parametrize(
+    ("train", "expected"),
+    [
+        ({"workers": 2, "strategy": "mirrored"}, "2 workers need strategy multi_worker_mirrored"),
+        ({"workers": 2, "nodes": 3}, "3 nodes for 2 workers"),
+    ],
+)
+def test_worker_settings_are_checked(train, expected):
+    """Several workers need a multi-worker strategy, and no more nodes than workers."""
+    with pytest.raises(cfg.ConfigError, match=expected):
+        cfg.load_config(with_change("experiments.exp.train", train))
+
+
+def test_train_resources_follow_the_experiment():
+    """GPUs, model, partition and tasks reach the Slurm resources; mpi only for several workers."""
+    loaded = cfg.load_config(
+        with_change("experiments.exp", {"dataset": "digits", "model": {"name": "mlp"}, "train": {"workers": 2},
+                                        "resources": {"train": {"partition": "gpu", "gpus": 1, "gpu_model": "a100"}}})
+    )  # fmt: skip
+
+    resources = cfg.train_resources(loaded, "exp")
+
+    assert resources["slurm_partition"] == "gpu" and resources["gpu"] == 1 and resources["gpu_model"] == "a100"
+    assert resources["tasks"] == 2 and resources["mpi"] == "srun"
+    assert resources["slurm_extra"] == "--signal=B:TERM@120"
+    assert cfg.train_resources(cfg.load_config(MINIMAL), "exp")["mpi"] == ""

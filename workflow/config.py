@@ -58,6 +58,7 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
                 f"experiments.{name}.dataset: {experiment['dataset']!r} is not a key of datasets (known: {known})"
             )
         _check_schedule(name, experiment["train"]["schedule"])
+        _check_workers(name, experiment["train"])
     return config
 
 
@@ -116,6 +117,19 @@ def _check_schedule(name: str, schedule: dict[str, Any]) -> None:
         )
 
 
+def _check_workers(name: str, train: dict[str, Any]) -> None:
+    if train["workers"] > 1 and train["strategy"] not in ("auto", "multi_worker_mirrored"):
+        raise ConfigError(
+            f"experiments.{name}.train.workers: {train['workers']} workers need strategy "
+            f"multi_worker_mirrored (or auto), not {train['strategy']!r}"
+        )
+    if train["nodes"] > train["workers"]:
+        raise ConfigError(
+            f"experiments.{name}.train.nodes: {train['nodes']} nodes for {train['workers']} workers; "
+            f"every node needs at least one worker"
+        )
+
+
 # The slices below are what each rule passes as `params`: a step reruns when its slice changes
 # and only then, so each holds exactly what the step uses. Snakemake compares params by repr(),
 # which depends on dict order, so every slice is returned with its keys sorted: reordering keys
@@ -169,6 +183,28 @@ def train_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     """Model and training settings: everything that changes the trained weights."""
     exp = config["experiments"][experiment]
     return {"model": exp["model"], "train": exp["train"]}
+
+
+def train_resources(config: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """Slurm resources of the train job (snakemake-executor-plugin-slurm names); not params, so no rerun."""
+    exp = config["experiments"][experiment]
+    wanted, train = exp["resources"]["train"], exp["train"]
+    workers = train["workers"]
+    return {
+        "slurm_partition": wanted["partition"] or "",
+        "gpu": wanted["gpus"],
+        "gpu_model": (wanted["gpu_model"] or "") if wanted["gpus"] else "",
+        "cpus_per_task": wanted["cpus"],
+        "mem_mb": wanted["mem_mb"],
+        "runtime": wanted["runtime"],
+        "nodes": train["nodes"],
+        "tasks": workers,
+        # The plugin starts a job whose rule has `mpi` without srun, so the trainer's own
+        # `srun -n <tasks>` starts one process per task; an empty value means a single process.
+        "mpi": "srun" if workers > 1 else "",
+        # B: signal the batch shell too; srun forwards SIGTERM to the training processes.
+        "slurm_extra": f"--signal=B:TERM@{wanted['signal_seconds']}",
+    }
 
 
 @_sorted_keys

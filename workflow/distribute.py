@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Mapping
 
+import keras
 import tensorflow as tf
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,16 @@ def resolve_strategy_name(name: str, env: Mapping[str, str], gpus: int, has_tpu:
     return "default"
 
 
-def build_strategy(name: str, devices: int = 1, env: Mapping[str, str] | None = None) -> tf.distribute.Strategy:
+def build_strategy(
+    name: str, devices: int = 1, env: Mapping[str, str] | None = None, tpu: Mapping[str, str | None] | None = None
+) -> tf.distribute.Strategy:
     """Create the strategy; `devices` replicas for mirrored (GPUs, or logical CPUs without GPUs)."""
     env = os.environ if env is None else env
+    if name in ("auto", "multi_worker_mirrored") and slurm_tasks(env) > 1:
+        # Before anything lists GPUs: the resolver may set CUDA_VISIBLE_DEVICES per task.
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=slurm_resolver(env))
     gpus = tf.config.list_physical_devices("GPU")
-    has_tpu = bool(env.get("TPU_NAME"))
+    has_tpu = bool(env.get("TPU_NAME") or (tpu or {}).get("name"))
     chosen = resolve_strategy_name(name, env, len(gpus), has_tpu)
     log.info("strategy %s -> %s (%d GPUs visible)", name, chosen, len(gpus))
     if chosen == "default":
@@ -60,7 +66,7 @@ def build_strategy(name: str, devices: int = 1, env: Mapping[str, str] | None = 
             raise ValueError("train.strategy parameter_server needs TF_CONFIG with chief, worker and ps tasks")
         resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
         return tf.distribute.experimental.ParameterServerStrategy(resolver)
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=env.get("TPU_NAME"))
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(**tpu_resolver_arguments(tpu or {}, env))
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
@@ -80,8 +86,45 @@ def _mirrored_devices(devices: int, gpus: int) -> list[str]:
 
 def _cluster_resolver(env: Mapping[str, str]) -> tf.distribute.cluster_resolver.ClusterResolver:
     if slurm_tasks(env) > 1:
-        return tf.distribute.cluster_resolver.SlurmClusterResolver()
+        return slurm_resolver(env)
+    if "TF_CONFIG" not in env:
+        raise ValueError(
+            "train.strategy multi_worker_mirrored needs several Slurm tasks (train.workers > 1 under "
+            "snakemake --profile slurm) or a TF_CONFIG cluster; this process has neither"
+        )
     return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+
+
+def slurm_port_base(env: Mapping[str, str]) -> int:
+    """First port of this job's workers: spread by job id, so two jobs on one node do not collide."""
+    job = int(env.get("SLURM_JOB_ID", "0") or 0)
+    return 20_000 + (job % 2_500) * 16  # Up to 16 tasks per node per job, ports 20000-59999.
+
+
+def slurm_resolver(env: Mapping[str, str]) -> tf.distribute.cluster_resolver.SlurmClusterResolver:
+    """The cluster of this Slurm job step, one worker per task, on job-specific ports."""
+    visible = env.get("CUDA_VISIBLE_DEVICES", "")
+    gpus = len([device for device in visible.split(",") if device.strip()])  # nvidia-smi may be absent.
+    return tf.distribute.cluster_resolver.SlurmClusterResolver(
+        port_base=slurm_port_base(env), gpus_per_node=gpus, auto_set_gpu=gpus > 0
+    )
+
+
+def tpu_resolver_arguments(tpu: Mapping[str, str | None], env: Mapping[str, str]) -> dict[str, str | None]:
+    """TPUClusterResolver arguments from train.tpu, the TPU name falling back to $TPU_NAME."""
+    name = tpu.get("name") or env.get("TPU_NAME")
+    if not name:
+        raise ValueError("train.strategy tpu needs train.tpu.name (or TPU_NAME in the environment)")
+    return {"tpu": name, "zone": tpu.get("zone"), "project": tpu.get("project")}
+
+
+def task_identity(strategy: tf.distribute.Strategy) -> dict[str, object]:
+    """This process's task type and id in a multi-worker cluster (worker 0 alone otherwise)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return {"task_type": "worker", "task_id": 0, "workers": 1}
+    workers = len(resolver.cluster_spec().as_dict().get("worker", []))
+    return {"task_type": resolver.task_type, "task_id": int(resolver.task_id), "workers": workers}
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -91,3 +134,30 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
     return task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
+
+
+def work_around_keras_multi_worker(model: keras.Model) -> None:
+    """Make Keras 3 fit() run under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+
+    Keras 3.15 fails twice there: its eager "symbolic build" all-reduces a data batch
+    (tensorflow/tensorflow#72388), and its step reduces the logged scalars with a mean over axis 0,
+    which scalars lack. Without a stored strategy Keras builds while tracing and takes the strategy
+    from the scope fit() runs in; the logged values are then averaged over workers with axis=None.
+    Both reach into Keras internals: tests/test_distribute.py trains two real workers to catch a
+    Keras upgrade that changes them.
+    """
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer as keras_trainer
+
+    model._distribute_strategy = None
+    if getattr(keras_trainer.reduce_per_replica, "multi_worker_fixed", False):
+        return
+    original = keras_trainer.reduce_per_replica
+
+    def reduce_per_replica(values: object, strategy: tf.distribute.Strategy, reduction: str) -> object:
+        if reduction in ("auto", "mean") and keras_trainer._collective_all_reduce_multi_worker(strategy):
+            return tree.map_structure(lambda value: strategy.reduce("MEAN", value, axis=None), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.multi_worker_fixed = True  # type: ignore[attr-defined]
+    keras_trainer.reduce_per_replica = reduce_per_replica

@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import pathlib
 import shutil
+import tempfile
 import time
 from typing import Any
 
@@ -21,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from workflow import distribute, runtime
-from workflow.atomic import atomic_path, write_json
+from workflow.atomic import atomic_path, read_json, write_json
 from workflow.config import config_hash
 from workflow.models import build_model
 from workflow.pipeline import make_dataset
@@ -41,6 +43,9 @@ class TrainConfig:
     shuffle_buffer: int
     augment: dict[str, Any]  # pad_crop (pixels) and horizontal_flip, applied to train batches only.
     strategy: str
+    workers: int  # Processes of a multi-worker cluster; started by workflow/launch.py.
+    nodes: int
+    tpu: dict[str, Any]
     devices: int
     deterministic: bool
     mixed_precision: bool
@@ -59,34 +64,52 @@ def train(
     params: dict[str, Any],
     seed: int,
 ) -> dict[str, Any]:
-    """Train the model described by `params` (model and train sections) and write the outputs."""
+    """Train the model described by `params` (model and train sections) and write the outputs.
+
+    In a multi-worker cluster every worker runs this; only the chief (worker 0) writes the declared
+    outputs, the others write to a scratch folder that is removed, and report themselves to the chief.
+    """
     config = TrainConfig(**params["train"])
     spec = read_spec(shards_dir)
     set_up(config, seed)
-    strategy = distribute.build_strategy(config.strategy, config.devices)
-    train_data, validation_data = load_data(shards_dir, config, seed)
-    steps_per_epoch = math.ceil(spec["splits"]["train"]["examples"] / config.batch_size)
+    strategy = distribute.build_strategy(config.strategy, config.devices, tpu=config.tpu)
+    identity = distribute.task_identity(strategy)
+    chief = identity["task_id"] == 0
+    scratch = None if chief else pathlib.Path(tempfile.mkdtemp(prefix=f"worker{identity['task_id']}-"))
+    train_data, validation_data, steps = load_data(shards_dir, config, seed, spec, identity["workers"])
     with strategy.scope():
         model = build_model(
             params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"]
         )
-        compile_model(model, config, steps_per_epoch)
+        compile_model(model, config, steps["train"])
     backup_dir = pathlib.Path(checkpoint_root) / config_hash({"params": params, "seed": seed, "data": spec})
-    epoch_log = EpochLogger(config.epochs, spec["splits"]["train"]["examples"])
+    worker_backup = backup_dir if chief else backup_dir / f"worker{identity['task_id']}"
+    epoch_log = EpochLogger(config.epochs, steps["train"] * config.batch_size if steps["fixed"] else
+                            spec["splits"]["train"]["examples"])  # fmt: skip
+    if identity["workers"] > 1:
+        distribute.work_around_keras_multi_worker(model)
     started = time.monotonic()
-    with atomic_path(tensorboard_dir) as tensorboard_tmp:
+    with strategy.scope(), atomic_path(tensorboard_dir if chief else scratch / "tensorboard") as tensorboard_tmp:
         history = model.fit(
             train_data,
             validation_data=validation_data,
             epochs=config.epochs,
+            steps_per_epoch=steps["train"] if steps["fixed"] else None,
+            validation_steps=steps["validation"] if steps["fixed"] else None,
             verbose=0,
             callbacks=[
-                keras.callbacks.BackupAndRestore(str(backup_dir)),
+                keras.callbacks.BackupAndRestore(str(worker_backup)),
                 keras.callbacks.TensorBoard(str(tensorboard_tmp), profile_batch=0),
                 epoch_log,
             ],
         )
     wall_seconds = time.monotonic() - started
+    me = {**identity, "host": runtime.host()["hostname"], "pid": os.getpid()}
+    if not chief:
+        save_outputs(model, history.history, epoch_log, {}, *(str(scratch / name) for name in OUTPUT_NAMES))
+        write_json(worker_report(model_path, identity["task_id"]), me)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return me
     info = {
         "params": params,
         "seed": seed,
@@ -96,8 +119,9 @@ def train(
         "host": runtime.host(),
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
+        "workers": [me] + collect_worker_reports(model_path, identity["workers"]),
         "parameters": model.count_params(),
-        "steps_per_epoch": steps_per_epoch,
+        "steps_per_epoch": steps["train"],
         "wall_seconds": round(wall_seconds, 3),
         "examples_per_second": round(sum(epoch_log.examples) / max(sum(epoch_log.seconds), 1e-9), 1),
         "checkpoint_dir": str(backup_dir),
@@ -105,6 +129,28 @@ def train(
     save_outputs(model, history.history, epoch_log, info, model_path, history_path, info_path)
     shutil.rmtree(backup_dir, ignore_errors=True)
     return info
+
+
+OUTPUT_NAMES = ("model.keras", "history.json", "train.json")
+
+
+def worker_report(model_path: str, task_id: int) -> pathlib.Path:
+    """Where worker `task_id` reports itself: a hidden file next to the chief's outputs."""
+    return pathlib.Path(model_path).parent / f".worker{task_id}.json"
+
+
+def collect_worker_reports(model_path: str, workers: int, timeout: float = 120.0) -> list[dict[str, Any]]:
+    """The reports of workers 1..N-1 (they finish fit together with the chief), removed once read."""
+    reports, deadline = [], time.monotonic() + timeout
+    for task_id in range(1, workers):
+        path = worker_report(model_path, task_id)
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not path.exists():
+            raise RuntimeError(f"worker {task_id} did not report in {timeout:.0f} s ({path})")
+        reports.append(read_json(path))
+        path.unlink()
+    return reports
 
 
 def set_up(config: TrainConfig, seed: int) -> None:
@@ -117,8 +163,14 @@ def set_up(config: TrainConfig, seed: int) -> None:
         keras.mixed_precision.set_global_policy(policy)
 
 
-def load_data(shards_dir: str, config: TrainConfig, seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """The shuffled train split and the validation split, batched to the global batch size."""
+def load_data(
+    shards_dir: str, config: TrainConfig, seed: int, spec: dict[str, Any], workers: int = 1
+) -> tuple[tf.data.Dataset, tf.data.Dataset, dict[str, Any]]:
+    """The shuffled train split and the validation split, batched to the global batch size, and step counts.
+
+    Several workers must run the same number of steps, or the collectives of the last step hang: with
+    more than one worker both splits repeat and each epoch is a fixed number of whole batches.
+    """
     train_data = make_dataset(
         shards_dir,
         "train",
@@ -129,7 +181,23 @@ def load_data(shards_dir: str, config: TrainConfig, seed: int) -> tuple[tf.data.
         augment=config.augment,
     )
     validation_data = make_dataset(shards_dir, "validation", config.batch_size)
-    return train_data, validation_data
+    train_examples = spec["splits"]["train"]["examples"]
+    steps = {"train": math.ceil(train_examples / config.batch_size), "validation": None, "fixed": workers > 1}
+    if workers > 1:
+        steps["train"] = max(1, train_examples // config.batch_size)
+        steps["validation"] = max(1, spec["splits"]["validation"]["examples"] // config.batch_size)
+        train_data = train_data.repeat().with_options(shard_options(len(spec["splits"]["train"]["shards"]), workers))
+        validation_files = len(spec["splits"]["validation"]["shards"])
+        validation_data = validation_data.repeat().with_options(shard_options(validation_files, workers))
+    return train_data, validation_data, steps
+
+
+def shard_options(files: int, workers: int) -> tf.data.Options:
+    """Shard by file when every worker gets one; otherwise each worker takes every N-th example."""
+    options = tf.data.Options()
+    policy = tf.data.experimental.AutoShardPolicy
+    options.experimental_distribute.auto_shard_policy = policy.FILE if files >= workers else policy.DATA
+    return options
 
 
 def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
