@@ -38,7 +38,7 @@ def require_tool(name: str, install_hint: str) -> str:
 
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-COPIED = ("Snakefile", "rules", "scripts", "workflow", "configs", "envs", "docs")
+COPIED = ("Snakefile", "rules", "scripts", "workflow", "configs", "envs", "docs", "slurm")
 
 
 def copy_repository(folder: pathlib.Path) -> pathlib.Path:

@@ -7,8 +7,10 @@
 #   tests/slurm/cluster.sh stop      # stop them by pid
 #   tests/slurm/cluster.sh env       # the SLURM_CONF line to export for sbatch/squeue/sacct
 #
-# Everything lives under SLURM_TEST_ROOT (default /tmp/tf-lifecycle-slurm); commands find the
-# config through SLURM_CONF, so /etc/slurm is left alone.
+# Everything lives under SLURM_TEST_ROOT (default /tmp/tf-lifecycle-slurm). The configs are linked
+# from /etc/slurm, where every Slurm command looks: Snakemake's jobstep executor drops SLURM_CONF
+# (with the other SLURM_* variables) before its srun, so a config found only through it is lost.
+# An /etc/slurm/slurm.conf that is not such a link is never replaced.
 set -euo pipefail
 
 ROOT=${SLURM_TEST_ROOT:-/tmp/tf-lifecycle-slurm}
@@ -69,6 +71,7 @@ AccountingStoragePort=6919
 AccountingStorageTRES=gres/gpu
 JobAcctGatherType=jobacct_gather/linux
 JobCompType=jobcomp/none
+AccountingStoreFlags=job_comment
 MinJobAge=600
 DefMemPerCPU=1000
 InactiveLimit=0
@@ -97,6 +100,14 @@ StoragePass=slurm
 StorageLoc=slurm_acct_db
 CONF
   chmod 600 "$ROOT/etc/slurmdbd.conf"
+  mkdir -p /etc/slurm
+  for name in slurm.conf gres.conf slurmdbd.conf; do
+    if [ -e "/etc/slurm/$name" ] && [ ! -L "/etc/slurm/$name" ]; then
+      log "/etc/slurm/$name exists and is not ours: refusing to replace it (this machine has a real Slurm?)"
+      exit 1
+    fi
+    ln -sfn "$ROOT/etc/$name" "/etc/slurm/$name"
+  done
 }
 
 wait_for() {  # wait_for <seconds> <description> <command...>
@@ -136,7 +147,7 @@ start() {
      grant all on slurm_acct_db.* to 'slurm'@'127.0.0.1'; grant all on slurm_acct_db.* to 'slurm'@'localhost';"
 
   log "starting slurmdbd"
-  slurmdbd -f "$ROOT/etc/slurmdbd.conf" 2>>"$ROOT/log/slurmdbd.err" || SLURM_CONF=$SLURM_CONF slurmdbd
+  slurmdbd
   wait_for 30 slurmdbd sacctmgr -n list cluster
   sacctmgr -i add cluster tflc >/dev/null 2>&1 || true
 

@@ -1,0 +1,220 @@
+"""`snakemake --profile slurm` against a real one-node Slurm (tests/slurm/cluster.sh): every job a real
+Slurm job, the train job on the gpu partition with its A100 request, multi-worker training over
+Slurm tasks, failures reported without leftovers, and an interrupted run cancelling its jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from helpers import REPO, copy_repository, snakemake
+
+pytestmark = pytest.mark.slurm
+CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+FAST_POLL = ("--slurm-init-seconds-before-status-checks", "2")  # the plugin's default waits 40 s per poll
+GPU_CNN = {
+    "experiments": {
+        "digits_cnn": {
+            "dataset": "digits",
+            "model": {"name": "cnn", "filters": [16, 32], "dropout": 0.25},
+            "train": {"epochs": 15, "batch_size": 32, "optimizer": {"name": "adam", "learning_rate": 0.003}},
+            "resources": {"train": {"partition": "gpu", "gpus": 1, "gpu_model": "a100"}},
+            "target": {"metric": "accuracy", "value": 0.95,
+                       "source": "project smoke target: a small CNN reaches 95% on these digits (no paper)"},
+        }
+    }
+}  # fmt: skip
+
+
+def slurm_command(*command: str, timeout: int = 60) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, f"{' '.join(command)}: {result.stderr}"
+    return result.stdout
+
+
+def sacct(since: str) -> list[dict[str, str]]:
+    """Jobs (allocations, not steps) submitted since `since`, with the rule name Snakemake put in the comment."""
+    fields = ["JobID", "Partition", "State", "ReqTRES", "AllocTRES", "NTasks", "Comment"]
+    text = slurm_command("sacct", "-n", "-X", "-P", "-S", since, "-o", ",".join(fields))
+    return [dict(zip(fields, line.split("|"), strict=True)) for line in text.strip().splitlines() if line]
+
+
+def wait_for_sacct(since: str, count: int, timeout: float = 60) -> list[dict[str, str]]:
+    """sacct rows once `count` jobs have reached a final state (slurmdbd records with a delay)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = sacct(since)
+        done = [row for row in rows if row["State"].split()[0] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")]
+        if len(done) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(1)
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
+
+
+@pytest.fixture(scope="session")
+def cluster() -> None:
+    """Install (once per machine) and start the test cluster; stop it after the session."""
+    if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
+        pytest.fail("the Slurm tests need Debian's slurmctld, slurmd, munge, slurmdbd and mariadb-server")
+    result = subprocess.run(["bash", str(CLUSTER), "start"], capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        pytest.fail(f"could not start the test Slurm cluster ({CLUSTER} start):\n{result.stderr[-4000:]}")
+    yield
+    subprocess.run(["bash", str(CLUSTER), "stop"], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The embedded default through `snakemake --profile slurm`, digits_cnn training on the gpu partition."""
+    folder = copy_repository(tmp_path_factory.mktemp("slurm") / "repo")
+    (folder / "gpu.yaml").write_text(yaml.safe_dump(GPU_CNN))
+    since = now()
+
+    result = snakemake(folder, "--profile", "slurm", *FAST_POLL, "--configfile", "gpu.yaml", timeout=1500)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return {"folder": folder, "since": since, "output": result.stdout + result.stderr}
+
+
+def test_every_job_but_the_localrules_is_a_slurm_job(slurm_run):
+    """tfrecord, 2 trains, per run evaluate, manifest, export, 4 tflite, tfjs, parity, and the report: 22 Slurm jobs."""
+    rows = wait_for_sacct(slurm_run["since"], 22)
+
+    rules = sorted(row["Comment"].split("_wildcards_")[0] for row in rows)
+    assert [row["State"] for row in rows] == ["COMPLETED"] * 22, rows
+    assert rules.count("rule_train") == 2
+    assert rules.count("rule_tfrecord") == 1 and rules.count("rule_report") == 1
+    assert not any(name in " ".join(rules) for name in ("download", "tfjs_env", "node_env"))  # localrules
+
+
+def test_train_job_asked_the_gpu_partition_for_an_a100(slurm_run):
+    """digits_cnn's train job ran on partition gpu with one gres/gpu:a100; digits_mlp's stayed on cpu."""
+    rows = wait_for_sacct(slurm_run["since"], 22)
+    trains = {row["Comment"]: row for row in rows if row["Comment"].startswith("rule_train")}
+
+    cnn = next(row for comment, row in trains.items() if "digits_cnn" in comment)
+    mlp = next(row for comment, row in trains.items() if "digits_mlp" in comment)
+    assert cnn["Partition"] == "gpu"
+    assert "gres/gpu:a100=1" in cnn["AllocTRES"] or "gres/gpu=1" in cnn["AllocTRES"], cnn
+    assert mlp["Partition"] == "cpu" and "gpu" not in mlp["AllocTRES"]
+
+
+def test_slurm_outputs_equal_a_local_run(slurm_run, tmp_path):
+    """The Slurm run's metrics equal a local run's of the same config (deterministic training on CPU)."""
+    local = copy_repository(tmp_path / "local")
+    (local / "gpu.yaml").write_text(yaml.safe_dump(GPU_CNN))
+    targets = [f"results/runs/{name}/seed0/metrics.json" for name in ("digits_cnn", "digits_mlp")]
+
+    result = snakemake(local, "--cores", "2", "--configfile", "gpu.yaml", *targets)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    for target in targets:
+        remote = json.loads((slurm_run["folder"] / target).read_text())
+        here = json.loads((local / target).read_text())
+        assert remote["accuracy"] == here["accuracy"] and remote["confusion_matrix"] == here["confusion_matrix"]
+
+
+def test_two_workers_train_as_two_slurm_tasks(cluster, tmp_path):
+    """workers: 2 asks Slurm for 2 tasks; srun starts 2 processes that form one MultiWorkerMirroredStrategy."""
+    folder = copy_repository(tmp_path / "repo")
+    config = {"experiments": {"digits_mw": {
+        "dataset": "digits", "model": {"name": "mlp", "hidden_units": [64]},
+        "train": {"epochs": 8, "batch_size": 64, "strategy": "multi_worker_mirrored", "workers": 2,
+                  "optimizer": {"name": "adam", "learning_rate": 0.01}},
+        "resources": {"train": {"cpus": 1}},
+    }}}  # fmt: skip
+    (folder / "mw.yaml").write_text(yaml.safe_dump(config))
+    since = now()
+
+    result = snakemake(folder, "--profile", "slurm", *FAST_POLL, "--configfile", "mw.yaml",
+                       "results/runs/digits_mw/seed0/metrics.json", timeout=900)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-5000:]
+    info = json.loads((folder / "results/runs/digits_mw/seed0/train.json").read_text())
+    metrics = json.loads((folder / "results/runs/digits_mw/seed0/metrics.json").read_text())
+    assert info["replicas"] == 2
+    assert sorted(worker["task_id"] for worker in info["workers"]) == [0, 1]
+    assert len({worker["pid"] for worker in info["workers"]}) == 2
+    assert info["host"]["slurm_job_id"]
+    train_job = next(row for row in wait_for_sacct(since, 2) if row["Comment"].startswith("rule_train"))
+    steps = slurm_command("sacct", "-n", "-P", "-j", train_job["JobID"], "-o", "JobID,NTasks,State")
+    assert any(line.split("|")[1] == "2" and line.split("|")[2] == "COMPLETED" for line in steps.splitlines()), steps
+    assert metrics["accuracy"] > 0.9  # one worker with this config: 0.96
+
+
+def test_failed_job_is_reported_and_leaves_nothing(slurm_run):
+    """A train job on an altered shard fails as a Slurm job; no model file remains; after a repair a rerun works."""
+    folder = slurm_run["folder"]
+    shard = folder / "results/datasets/digits/shards/train-00000-of-00002.tfrecord"
+    original = shard.read_bytes()
+    shard.write_bytes(original[:-100] + bytes(100))
+    run = folder / "results/runs/digits_mlp/seed0"
+    since = now()
+    try:
+        failed = snakemake(folder, "--profile", "slurm", *FAST_POLL, "--configfile", "gpu.yaml",
+                           "--forcerun", "train", f"{run}/metrics.json", timeout=600)  # fmt: skip
+    finally:
+        shard.write_bytes(original)
+
+    assert failed.returncode != 0
+    assert "sha256 differs" in (folder / "results/logs/train/digits_mlp/seed0.log").read_text()
+    assert not (run / "model.keras").exists() and not list(run.glob(".model.tmp-*"))
+    assert any(row["State"].startswith("FAILED") for row in wait_for_sacct(since, 1))
+    rerun = snakemake(folder, "--profile", "slurm", *FAST_POLL, "--configfile", "gpu.yaml", timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert (run / "model.keras").is_file()
+
+
+def test_interrupting_snakemake_cancels_its_jobs(cluster, tmp_path):
+    """SIGINT to the head snakemake scancels the running train job; nothing stays in squeue."""
+    folder = copy_repository(tmp_path / "repo")
+    config = {
+        "experiments": {"digits_long": {"dataset": "digits", "model": {"name": "mlp"}, "train": {"epochs": 5000}}}
+    }
+    (folder / "long.yaml").write_text(yaml.safe_dump(config))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(folder),
+        "PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    since = now()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--profile", "slurm", *FAST_POLL, "--configfile", "long.yaml",
+         "results/runs/digits_long/seed0/metrics.json"],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background start ignores SIGINT
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while "rule_train" not in running_comments() and time.monotonic() < deadline:
+            assert process.poll() is None, "snakemake ended before its train job ran"
+            time.sleep(1)
+        assert "rule_train" in running_comments(), "the train job never started"
+
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    deadline = time.monotonic() + 60
+    while slurm_command("squeue", "-h", "-o", "%i").strip() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert slurm_command("squeue", "-h", "-o", "%i").strip() == ""
+    train = [row for row in wait_for_sacct(since, 3, timeout=30) if row["Comment"].startswith("rule_train")]
+    assert train and train[-1]["State"].startswith("CANCELLED"), train
+
+
+def running_comments() -> str:
+    return slurm_command("squeue", "-h", "-t", "R", "-o", "%k")
