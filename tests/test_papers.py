@@ -52,7 +52,7 @@ def lenet_run(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
         pytest.fail(f"the four MNIST files are expected in {MNIST} (see shared/datasets/README.md)")
     folder = copy_repository(tmp_path_factory.mktemp("papers") / "repo")
     config = yaml.safe_load((folder / "configs/papers/lenet5_mnist.yaml").read_text())
-    config["datasets"]["mnist"]["manual_dir"] = str(MNIST)
+    config["datasets"]["mnist_lecun"]["manual_dir"] = str(MNIST)
     experiment = config["experiments"]["lenet5_mnist"]
     experiment["seeds"] = [0]
     experiment["train"]["epochs"] = 1
@@ -66,7 +66,7 @@ def lenet_run(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 
 def test_lenet5_learns_mnist_in_one_epoch(lenet_run):
-    """One epoch of LeNet-5 on the 54,000 MNIST train images: under 5% error on the 10,000 test images (3.2% seen)."""
+    """One epoch of LeNet-5 on the 59,400 MNIST train images: under 5% error on the 10,000 test images (3.2% seen)."""
     metrics = json.loads((lenet_run / "results/runs/lenet5_mnist/seed0/metrics.json").read_text())
 
     assert metrics["examples"] == 10_000

@@ -116,7 +116,7 @@ def test_slurm_outputs_equal_a_local_run(slurm_run, tmp_path):
     (local / "gpu.yaml").write_text(yaml.safe_dump(GPU_CNN))
     targets = [f"results/runs/{name}/seed0/metrics.json" for name in ("digits_cnn", "digits_mlp")]
 
-    result = snakemake(local, "--cores", "2", "--configfile", "gpu.yaml", *targets)
+    result = snakemake(local, *targets, "--cores", "2", "--configfile", "gpu.yaml")
 
     assert result.returncode == 0, result.stderr[-3000:]
     for target in targets:
@@ -137,8 +137,8 @@ def test_two_workers_train_as_two_slurm_tasks(cluster, tmp_path):
     (folder / "mw.yaml").write_text(yaml.safe_dump(config))
     since = now()
 
-    result = snakemake(folder, "--profile", "slurm", *FAST_POLL, "--configfile", "mw.yaml",
-                       "results/runs/digits_mw/seed0/metrics.json", timeout=900)  # fmt: skip
+    result = snakemake(folder, "results/runs/digits_mw/seed0/metrics.json", "--profile", "slurm", *FAST_POLL,
+                       "--configfile", "mw.yaml", timeout=900)  # fmt: skip
 
     assert result.returncode == 0, result.stderr[-5000:]
     info = json.loads((folder / "results/runs/digits_mw/seed0/train.json").read_text())
@@ -162,8 +162,8 @@ def test_failed_job_is_reported_and_leaves_nothing(slurm_run):
     run = folder / "results/runs/digits_mlp/seed0"
     since = now()
     try:
-        failed = snakemake(folder, "--profile", "slurm", *FAST_POLL, "--configfile", "gpu.yaml",
-                           "--forcerun", "train", f"{run}/metrics.json", timeout=600)  # fmt: skip
+        failed = snakemake(folder, f"{run}/metrics.json", "--profile", "slurm", *FAST_POLL, "--forcerun", "train",
+                           "--configfile", "gpu.yaml", timeout=600)  # fmt: skip
     finally:
         shard.write_bytes(original)
 
@@ -190,8 +190,8 @@ def test_interrupting_snakemake_cancels_its_jobs(cluster, tmp_path):
     }
     since = now()
     process = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--profile", "slurm", *FAST_POLL, "--configfile", "long.yaml",
-         "results/runs/digits_long/seed0/metrics.json"],
+        [sys.executable, "-m", "snakemake", "results/runs/digits_long/seed0/metrics.json", "--profile", "slurm",
+         *FAST_POLL, "--configfile", "long.yaml"],
         cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background start ignores SIGINT
     )  # fmt: skip
