@@ -103,10 +103,18 @@ def slurm_port_base(env: Mapping[str, str]) -> int:
 
 def slurm_resolver(env: Mapping[str, str]) -> tf.distribute.cluster_resolver.SlurmClusterResolver:
     """The cluster of this Slurm job step, one worker per task, on job-specific ports."""
+    from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import expand_tasks_per_node
+
     visible = env.get("CUDA_VISIBLE_DEVICES", "")
     gpus = len([device for device in visible.split(",") if device.strip()])  # nvidia-smi may be absent.
+    tasks_per_node = max(expand_tasks_per_node(env.get("SLURM_STEP_TASKS_PER_NODE", "1")))
+    if gpus >= tasks_per_node:
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=slurm_port_base(env), gpus_per_node=gpus, auto_set_gpu=True
+        )
+    # The resolver places one task per GPU slot; CPU workers get one placeholder slot each.
     return tf.distribute.cluster_resolver.SlurmClusterResolver(
-        port_base=slurm_port_base(env), gpus_per_node=gpus, auto_set_gpu=gpus > 0
+        port_base=slurm_port_base(env), gpus_per_node=tasks_per_node, gpus_per_task=1, auto_set_gpu=False
     )
 
 
