@@ -162,12 +162,13 @@ def test_failed_job_is_reported_and_leaves_nothing(slurm_run):
     run = folder / "results/runs/digits_mlp/seed0"
     since = now()
     try:
-        failed = snakemake(folder, f"{run}/metrics.json", "--profile", "slurm", *FAST_POLL, "--forcerun", "train",
+        target = "results/runs/digits_mlp/seed0/metrics.json"
+        failed = snakemake(folder, target, "--profile", "slurm", *FAST_POLL, "--forcerun", "train",
                            "--configfile", "gpu.yaml", timeout=600)  # fmt: skip
     finally:
         shard.write_bytes(original)
 
-    assert failed.returncode != 0
+    assert failed.returncode != 0, failed.stderr[-3000:]
     assert "sha256 differs" in (folder / "results/logs/train/digits_mlp/seed0.log").read_text()
     assert not (run / "model.keras").exists() and not list(run.glob(".model.tmp-*"))
     assert any(row["State"].startswith("FAILED") for row in wait_for_sacct(since, 1))
