@@ -160,11 +160,11 @@ def test_failed_job_is_reported_and_leaves_nothing(slurm_run):
     original = shard.read_bytes()
     shard.write_bytes(original[:-100] + bytes(100))
     run = folder / "results/runs/digits_mlp/seed0"
+    command = ("results/runs/digits_mlp/seed0/metrics.json", "--profile", "slurm", *FAST_POLL, "--forcerun", "train",
+               "--configfile", "gpu.yaml")  # fmt: skip
     since = now()
     try:
-        target = "results/runs/digits_mlp/seed0/metrics.json"
-        failed = snakemake(folder, target, "--profile", "slurm", *FAST_POLL, "--forcerun", "train",
-                           "--configfile", "gpu.yaml", timeout=600)  # fmt: skip
+        failed = snakemake(folder, *command, timeout=600)
     finally:
         shard.write_bytes(original)
 
@@ -172,7 +172,7 @@ def test_failed_job_is_reported_and_leaves_nothing(slurm_run):
     assert "sha256 differs" in (folder / "results/logs/train/digits_mlp/seed0.log").read_text()
     assert not (run / "model.keras").exists() and not list(run.glob(".model.tmp-*"))
     assert any(row["State"].startswith("FAILED") for row in wait_for_sacct(since, 1))
-    rerun = snakemake(folder, "--profile", "slurm", *FAST_POLL, "--configfile", "gpu.yaml", timeout=900)
+    rerun = snakemake(folder, *command, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert (run / "model.keras").is_file()
 
