@@ -44,6 +44,11 @@ def prepared_of(wildcards):
     return f"{RESULTS}/datasets/{dataset}/prepared.json"
 
 
+def train_resource(name):
+    """An input function giving one Slurm resource of the experiment's train job."""
+    return lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)[name]
+
+
 def tflite_files(wildcards):
     return expand(f"{RUN}/tflite/{{variant}}.tflite", variant=cfg.tflite_variants(CONFIG, wildcards.exp), allow_missing=True)
 

@@ -17,16 +17,16 @@ rule train:
     resources:
         # From the experiment's `resources.train` (workflow/config.py train_resources): a change
         # here moves the job, it does not retrain.
-        slurm_partition=lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)["slurm_partition"],
-        gpu=lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)["gpu"],
-        gpu_model=lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)["gpu_model"],
-        cpus_per_task=lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)["cpus_per_task"],
-        mem_mb=lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)["mem_mb"],
-        runtime=lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)["runtime"],
-        nodes=lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)["nodes"],
-        tasks=lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)["tasks"],
-        mpi=lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)["mpi"],
-        slurm_extra=lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)["slurm_extra"],
+        slurm_partition=train_resource("slurm_partition"),
+        gpu=train_resource("gpu"),
+        gpu_model=train_resource("gpu_model"),
+        cpus_per_task=train_resource("cpus_per_task"),
+        mem_mb=train_resource("mem_mb"),
+        runtime=train_resource("runtime"),
+        nodes=train_resource("nodes"),
+        tasks=train_resource("tasks"),
+        mpi=train_resource("mpi"),
+        slurm_extra=train_resource("slurm_extra"),
     conda:
         "../envs/main.yaml"
     log:

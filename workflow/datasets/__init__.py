@@ -41,7 +41,8 @@ def prepare(
     else:
         log.info("%s is already prepared in %s", builder.info.full_name, data_dir)
     summary = describe(builder, data_dir)
-    summary["raw_files"] = _raw_files(builder, manual_dir)
+    usable_manual_dir = manual_dir if manual_dir and pathlib.Path(manual_dir).is_dir() else None
+    summary["raw_files"] = _raw_files(builder, usable_manual_dir)
     summary["seconds"] = round(time.monotonic() - started, 3)
     write_json(manifest, summary)
     return summary
@@ -110,7 +111,7 @@ def _reachable(url: str, timeout: float) -> bool:
 
 
 def _raw_files(builder: tfds.core.DatasetBuilder, manual_dir: str | None) -> dict[str, Any]:
-    """The registered sha256 of each raw file, and where it was read from."""
+    """The registered sha256 of each raw file, and where it was read from (a manual_dir that exists, or its URL)."""
     infos = builder.url_infos or {}
     return {
         name: {"url": url, "sha256": infos[url].checksum, "source": "manual_dir" if manual_dir else "url"}
