@@ -13,6 +13,8 @@ from workflow.models import build_model, scale_images
     ("options", "shape", "parameters"),
     [
         ({"name": "lenet5"}, (28, 28, 1), 61_706),  # LeCun et al. 1998 with a dense C3 and softmax output.
+        # S2 and S4 with a coefficient and a bias per map: 2 * (6 + 16) more.
+        ({"name": "lenet5", "activation": "scaled_tanh", "trainable_subsampling": True}, (28, 28, 1), 61_750),
         ({"name": "cnn", "filters": [32, 64], "dropout": 0.5}, (28, 28, 1), 34_826),  # Keras "Simple MNIST convnet".
         ({"name": "mlp", "hidden_units": [128]}, (8, 8, 1), 64 * 128 + 128 + 128 * 10 + 10),
         # He et al. 2015 Table 6: 0.27M (20 layers) and 0.85M (56 layers), counting trainable weights.
@@ -89,3 +91,11 @@ def test_resnet_depth_must_be_6n_plus_2():
     """Depth 21 is refused with the allowed form."""
     with pytest.raises(ValueError, match="6n\\+2"):
         build_model({"name": "resnet", "depth": 21}, (32, 32, 3), 10)
+
+
+def test_scaled_tanh_maps_plus_and_minus_one_to_themselves():
+    """LeCun et al. 1998, appendix A: the constants are chosen so that f(1) = 1 and f(-1) = -1."""
+    from workflow.models import ScaledTanh
+
+    values = ScaledTanh()(np.array([[-1.0, 0.0, 1.0]], dtype="float32")).numpy()
+    np.testing.assert_allclose(values, [[-1.0, 0.0, 1.0]], atol=2e-4)

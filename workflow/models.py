@@ -54,32 +54,65 @@ def build_cnn(
     return keras.Model(inputs, _classifier(x, num_classes), name="cnn")
 
 
-def build_lenet5(input_shape: Sequence[int], num_classes: int, activation: str = "tanh") -> keras.Model:
+def build_lenet5(
+    input_shape: Sequence[int],
+    num_classes: int,
+    activation: str = "tanh",
+    trainable_subsampling: bool = False,
+) -> keras.Model:
     """LeNet-5 (LeCun, Bottou, Bengio and Haffner 1998, section II.B) on a 32x32 field.
 
     Smaller images are zero-padded to 32x32, as the paper centres 28x28 MNIST digits in 32x32, after
     the paper's input normalization (background -0.1, foreground 1.175).
-    Two simplifications, as in common re-implementations: C3 connects to all S2 maps (the paper uses
-    a fixed sparse table) and the output is a softmax Dense layer instead of Euclidean RBF units.
-    Trainable parameters: 61,706 for 10 classes.
+    `activation: scaled_tanh` is the paper's squashing function 1.7159 tanh(2x/3) (appendix A).
+    `trainable_subsampling` makes S2 and S4 the paper's units: the 2x2 average times a trainable
+    coefficient plus a trainable bias per map, then the squashing function (+44 parameters).
+    Two simplifications remain, as in common re-implementations: C3 connects to all S2 maps (the
+    paper uses a fixed sparse table) and the output is a softmax Dense layer instead of Euclidean
+    RBF units. Trainable parameters: 61,706 for 10 classes (61,750 with trainable subsampling).
     """
     height, width = int(input_shape[0]), int(input_shape[1])
     if height > 32 or width > 32:
         raise ValueError(f"lenet5 takes images up to 32x32, got {height}x{width}")
+
+    def squash(x: Any, name: str) -> Any:
+        if activation == "scaled_tanh":
+            return ScaledTanh(name=f"{name}_squash")(x)
+        return keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+
+    def subsample(x: Any, name: str) -> Any:
+        x = keras.layers.AveragePooling2D(2, name=name)(x)
+        if not trainable_subsampling:
+            return x
+        # A 1x1 depthwise convolution is exactly one coefficient and one bias per map.
+        x = keras.layers.DepthwiseConv2D(1, name=f"{name}_coefficient")(x)
+        return squash(x, name)
+
     inputs = keras.Input(shape=tuple(input_shape), name="images")
     # Section II.A: background (0) maps to -0.1 and foreground (1) to 1.175, so inputs have mean
     # about 0 and variance about 1, which speeds up learning with tanh units.
     x = keras.layers.Rescaling(1.275, offset=-0.1, name="paper_normalization")(inputs)
     pad_h, pad_w = 32 - height, 32 - width
     x = keras.layers.ZeroPadding2D(((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)))(x)
-    x = keras.layers.Conv2D(6, 5, activation=activation, name="c1")(x)
-    x = keras.layers.AveragePooling2D(2, name="s2")(x)
-    x = keras.layers.Conv2D(16, 5, activation=activation, name="c3")(x)
-    x = keras.layers.AveragePooling2D(2, name="s4")(x)
-    x = keras.layers.Conv2D(120, 5, activation=activation, name="c5")(x)
+    x = squash(keras.layers.Conv2D(6, 5, name="c1")(x), "c1")
+    x = subsample(x, "s2")
+    x = squash(keras.layers.Conv2D(16, 5, name="c3")(x), "c3")
+    x = subsample(x, "s4")
+    x = squash(keras.layers.Conv2D(120, 5, name="c5")(x), "c5")
     x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(84, activation=activation, name="f6")(x)
+    x = squash(keras.layers.Dense(84, name="f6")(x), "f6")
     return keras.Model(inputs, _classifier(x, num_classes), name="lenet5")
+
+
+@keras.saving.register_keras_serializable(package="tf_lifecycle")
+class ScaledTanh(keras.layers.Layer):
+    """LeCun et al. 1998, appendix A: f(a) = 1.7159 tanh(2a/3), so that f(1) = 1 and f(-1) = -1.
+
+    A named layer rather than a Lambda, so models load with `safe_mode=True`.
+    """
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return 1.7159 * tf.tanh(inputs * (2.0 / 3.0))
 
 
 def build_resnet(
