@@ -179,5 +179,5 @@ def test_train_resources_follow_the_experiment():
 
     assert resources["slurm_partition"] == "gpu" and resources["gpu"] == 1 and resources["gpu_model"] == "a100"
     assert resources["tasks"] == 2 and resources["mpi"] == "srun"
-    assert resources["slurm_extra"] == "--signal=B:TERM@120"
+    assert resources["slurm_extra"] == "--signal=TERM@120"
     assert cfg.train_resources(cfg.load_config(MINIMAL), "exp")["mpi"] == ""

@@ -88,19 +88,35 @@ def slurm_run(cluster, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_every_job_but_the_localrules_is_a_slurm_job(slurm_run):
-    """tfrecord, 2 trains, per run evaluate, manifest, export, 4 tflite, tfjs, parity, and the report: 22 Slurm jobs."""
-    rows = wait_for_sacct(slurm_run["since"], 22)
+    """tfrecord, 2 trains, one grouped job per run for its 9 small steps, and the report: 6 Slurm jobs."""
+    rows = wait_for_sacct(slurm_run["since"], 6)
 
     rules = sorted(row["Comment"].split("_wildcards_")[0] for row in rows)
-    assert [row["State"] for row in rows] == ["COMPLETED"] * 22, rows
+    assert [row["State"] for row in rows] == ["COMPLETED"] * 6, rows
     assert rules.count("rule_train") == 2
     assert rules.count("rule_tfrecord") == 1 and rules.count("rule_report") == 1
     assert not any(name in " ".join(rules) for name in ("download", "tfjs_env", "node_env"))  # localrules
+    groups = sorted(name for name in rules if "after_training" in name)  # group id, then its rules
+    assert len(groups) == 2, rules
+    assert groups[0].startswith("rule_after_training_digits_cnn_seed0")
+    assert groups[1].startswith("rule_after_training_digits_mlp_seed0")
+
+
+def test_grouped_steps_ask_for_one_step_not_their_sum(slurm_run):
+    """The 9 steps of a run's group run in series in one allocation: 1 CPU and 4000 MB, not 9 of each."""
+    rows = [row for row in wait_for_sacct(slurm_run["since"], 6) if "after_training" in row["Comment"]]
+
+    assert len(rows) == 2, rows
+    for row in rows:
+        requested = dict(item.split("=", 1) for item in row["ReqTRES"].split(","))
+        assert requested["cpu"] == "1" and requested["mem"] in ("4000M", "4000M+"), row
+    log = (slurm_run["folder"] / "results/logs/parity/digits_mlp/seed0.log").read_text()
+    assert log, "the grouped parity step wrote no log"
 
 
 def test_train_job_asked_the_gpu_partition_for_an_a100(slurm_run):
     """digits_cnn's train job ran on partition gpu with one gres/gpu:a100; digits_mlp's stayed on cpu."""
-    rows = wait_for_sacct(slurm_run["since"], 22)
+    rows = wait_for_sacct(slurm_run["since"], 6)
     trains = {row["Comment"]: row for row in rows if row["Comment"].startswith("rule_train")}
 
     cnn = next(row for comment, row in trains.items() if "digits_cnn" in comment)

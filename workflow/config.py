@@ -202,8 +202,11 @@ def train_resources(config: dict[str, Any], experiment: str) -> dict[str, Any]:
         # The plugin starts a job whose rule has `mpi` without srun, so the trainer's own
         # `srun -n <tasks>` starts one process per task; an empty value means a single process.
         "mpi": "srun" if workers > 1 else "",
-        # B: signal the batch shell too; srun forwards SIGTERM to the training processes.
-        "slurm_extra": f"--signal=B:TERM@{wanted['signal_seconds']}",
+        # Without "B:", Slurm signals every job step, not the batch shell: the trainer runs inside
+        # the step (the jobstep executor's `srun -n1`, or the trainer's own `srun -n <tasks>`), and
+        # on SIGTERM it saves a checkpoint and exits (workflow/checkpoint.py). With "B:" only the
+        # batch shell would hear it, and it does not pass it on.
+        "slurm_extra": f"--signal=TERM@{wanted['signal_seconds']}",
     }
 
 

@@ -29,17 +29,23 @@ def make_dataset(
     raw_images: bool = False,
     limit: int | None = None,
     augment: dict[str, Any] | None = None,
+    epoch: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of (images, labels) of one split; images scaled to [0, 1] unless `raw_images`.
 
     `augment` (train.augment of the config) adds seeded shifts and flips after scaling.
+    With `epoch`, the shuffle order and augmentation of that epoch depend only on (seed, epoch),
+    not on how many epochs this process iterated before: a resumed run sees the same batches.
     """
+    reshuffle = epoch is None
+    if epoch is not None:
+        seed = epoch_seed(seed, epoch)
     spec = read_spec(shards_dir)
     files = shard_paths(shards_dir, spec, split)
     shape = spec["features"]["image"]["shape"]
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=reshuffle)
     dataset = dataset.interleave(
         tf.data.TFRecordDataset,
         cycle_length=min(len(files), 8),
@@ -49,7 +55,7 @@ def make_dataset(
     if limit is not None:
         dataset = dataset.take(limit)
     if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=reshuffle)
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(lambda records: parse_batch(records, shape), num_parallel_calls=AUTOTUNE)
     if not raw_images:
@@ -61,6 +67,11 @@ def make_dataset(
             num_parallel_calls=AUTOTUNE,
         )
     return dataset.prefetch(AUTOTUNE)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A distinct data seed per (seed, epoch)."""
+    return seed * 1_000_003 + epoch
 
 
 def parse_batch(records: tf.Tensor, shape: list[int]) -> tuple[tf.Tensor, tf.Tensor]:

@@ -2,9 +2,10 @@
 
 Reads top to bottom like a Keras example. Writes model.keras, history.json (per epoch),
 train.json (resolved config, versions, host, strategy, wall time, examples/s) and TensorBoard logs.
-Back-ups for resume go to a folder keyed by a hash of the training config and the data, outside
-the declared outputs, so Snakemake's clean-up of a failed job keeps them and a changed config
-never resumes from a stale one.
+Checkpoints for resume (workflow/checkpoint.py) go to a folder keyed by a hash of the training
+config and the data, outside the declared outputs, so Snakemake's clean-up of a failed job keeps
+them and a changed config never resumes from a stale one. A resumed run ends with the same
+weights, bit for bit, as an uninterrupted one (deterministic mode, CPU).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pathlib
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -24,6 +26,7 @@ import tensorflow as tf
 
 from workflow import distribute, runtime
 from workflow.atomic import atomic_path, read_json, write_json
+from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard, TrainingInterrupted
 from workflow.config import config_hash
 from workflow.models import build_model
 from workflow.pipeline import make_dataset
@@ -51,6 +54,7 @@ class TrainConfig:
     mixed_precision: bool
     jit_compile: bool
     run_eagerly: bool
+    checkpoint: dict[str, int]  # every_epochs, every_steps (0: never within an epoch)
 
 
 def train(
@@ -82,31 +86,58 @@ def train(
             params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"]
         )
         compile_model(model, config, steps["train"])
-    backup_dir = pathlib.Path(checkpoint_root) / config_hash({"params": params, "seed": seed, "data": spec})
-    worker_backup = backup_dir if chief else backup_dir / f"worker{identity['task_id']}"
-    epoch_log = EpochLogger(config.epochs, steps["train"] * config.batch_size if steps["fixed"] else
-                            spec["splits"]["train"]["examples"])  # fmt: skip
+        # Every worker resumes from the chief's checkpoint: the variables are the same on all of them.
+        checkpoint = Checkpoint(pathlib.Path(checkpoint_root) / config_hash({"params": params, "seed": seed, "data": spec}))
+        progress = checkpoint.restore(model)
+    progress.attempts += 1
+    examples_per_epoch = steps["train"] * config.batch_size if steps["fixed"] else spec["splits"]["train"]["examples"]
+    epoch_log = EpochLogger(config.epochs, examples_per_epoch)
     if identity["workers"] > 1:
         distribute.work_around_keras_multi_worker(model)
+    tensorboard_work = checkpoint.folder / "tensorboard" if chief else scratch / "tensorboard"
+    resumed_from = {"epoch": progress.epoch, "batch": progress.batch}
+
+    def save(epoch: int, batch: int) -> None:
+        if chief:
+            checkpoint.save(model, dataclasses.replace(progress, epoch=epoch, batch=batch))
+
     started = time.monotonic()
-    with strategy.scope(), atomic_path(tensorboard_dir if chief else scratch / "tensorboard") as tensorboard_tmp:
-        history = model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=config.epochs,
-            steps_per_epoch=steps["train"] if steps["fixed"] else None,
-            validation_steps=steps["validation"] if steps["fixed"] else None,
-            verbose=0,
-            callbacks=[
-                keras.callbacks.BackupAndRestore(str(worker_backup)),
-                keras.callbacks.TensorBoard(str(tensorboard_tmp), profile_batch=0),
-                epoch_log,
-            ],
-        )
+    with PreemptionGuard(enabled=chief) as guard, strategy.scope():
+        for epoch in range(progress.epoch, config.epochs):
+            done_before, progress.batch = progress.batch, 0
+            data = train_data(epoch).skip(done_before) if done_before else train_data(epoch)
+            step_count = steps["train"] - done_before if steps["fixed"] else None
+            saver = CheckpointCallback(save, guard, config.checkpoint["every_steps"], first_batch=done_before)
+            history = model.fit(
+                data,
+                validation_data=validation_data,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                steps_per_epoch=step_count,
+                validation_steps=steps["validation"] if steps["fixed"] else None,
+                verbose=0,
+                callbacks=[saver, keras.callbacks.TensorBoard(str(tensorboard_work), profile_batch=0), epoch_log],
+            )
+            if saver.interrupted_at:
+                raise TrainingInterrupted(
+                    f"stopped by SIGTERM at epoch {epoch + 1}, batch {saver.interrupted_at[1]}; checkpoint in "
+                    f"{checkpoint.folder}; the rerun resumes from it"
+                )
+            for key, values in history.history.items():
+                progress.history.setdefault(key, []).extend(float(value) for value in values)
+            progress.seconds.append(round(epoch_log.seconds[-1], 3))
+            progress.epoch = epoch + 1
+            if guard.requested.is_set() or progress.epoch % config.checkpoint["every_epochs"] == 0:
+                save(progress.epoch, 0)
+            if guard.requested.is_set():
+                raise TrainingInterrupted(
+                    f"stopped by SIGTERM after epoch {progress.epoch}; checkpoint in {checkpoint.folder}; "
+                    "the rerun resumes from it"
+                )
     wall_seconds = time.monotonic() - started
     me = {**identity, "host": runtime.host()["hostname"], "pid": os.getpid()}
     if not chief:
-        save_outputs(model, history.history, epoch_log, {}, *(str(scratch / name) for name in OUTPUT_NAMES))
+        save_outputs(model, progress.history, progress.seconds, {}, *(str(scratch / name) for name in OUTPUT_NAMES))
         write_json(worker_report(model_path, identity["task_id"]), me)
         shutil.rmtree(scratch, ignore_errors=True)
         return me
@@ -123,11 +154,15 @@ def train(
         "parameters": model.count_params(),
         "steps_per_epoch": steps["train"],
         "wall_seconds": round(wall_seconds, 3),
-        "examples_per_second": round(sum(epoch_log.examples) / max(sum(epoch_log.seconds), 1e-9), 1),
-        "checkpoint_dir": str(backup_dir),
+        "examples_per_second": round(examples_per_epoch * len(progress.seconds) / max(sum(progress.seconds), 1e-9), 1),
+        "checkpoint_dir": str(checkpoint.folder),
+        "attempts": progress.attempts,
+        "resumed_from": resumed_from if progress.attempts > 1 else None,
     }
-    save_outputs(model, history.history, epoch_log, info, model_path, history_path, info_path)
-    shutil.rmtree(backup_dir, ignore_errors=True)
+    with atomic_path(tensorboard_dir) as tensorboard_tmp:
+        shutil.copytree(tensorboard_work, tensorboard_tmp)
+    save_outputs(model, progress.history, progress.seconds, info, model_path, history_path, info_path)
+    shutil.rmtree(checkpoint.folder, ignore_errors=True)
     return info
 
 
@@ -165,28 +200,35 @@ def set_up(config: TrainConfig, seed: int) -> None:
 
 def load_data(
     shards_dir: str, config: TrainConfig, seed: int, spec: dict[str, Any], workers: int = 1
-) -> tuple[tf.data.Dataset, tf.data.Dataset, dict[str, Any]]:
-    """The shuffled train split and the validation split, batched to the global batch size, and step counts.
+) -> tuple[Callable[[int], tf.data.Dataset], tf.data.Dataset, dict[str, Any]]:
+    """Per epoch, the shuffled train split; the validation split; both batched to the global batch size; step counts.
 
-    Several workers must run the same number of steps, or the collectives of the last step hang: with
-    more than one worker both splits repeat and each epoch is a fixed number of whole batches.
+    The train data of epoch k depends only on (seed, k), so a run resumed at epoch k sees what an
+    uninterrupted run sees. Several workers must run the same number of steps, or the collectives of
+    the last step hang: with more than one worker both splits repeat and each epoch is a fixed number
+    of whole batches.
     """
-    train_data = make_dataset(
-        shards_dir,
-        "train",
-        config.batch_size,
-        shuffle=True,
-        seed=seed,
-        shuffle_buffer=config.shuffle_buffer,
-        augment=config.augment,
-    )
+    files = len(spec["splits"]["train"]["shards"])
+
+    def train_data(epoch: int) -> tf.data.Dataset:
+        dataset = make_dataset(
+            shards_dir,
+            "train",
+            config.batch_size,
+            shuffle=True,
+            seed=seed,
+            shuffle_buffer=config.shuffle_buffer,
+            augment=config.augment,
+            epoch=epoch,
+        )
+        return dataset.repeat().with_options(shard_options(files, workers)) if workers > 1 else dataset
+
     validation_data = make_dataset(shards_dir, "validation", config.batch_size)
     train_examples = spec["splits"]["train"]["examples"]
     steps = {"train": math.ceil(train_examples / config.batch_size), "validation": None, "fixed": workers > 1}
     if workers > 1:
         steps["train"] = max(1, train_examples // config.batch_size)
         steps["validation"] = max(1, spec["splits"]["validation"]["examples"] // config.batch_size)
-        train_data = train_data.repeat().with_options(shard_options(len(spec["splits"]["train"]["shards"]), workers))
         validation_files = len(spec["splits"]["validation"]["shards"])
         validation_data = validation_data.repeat().with_options(shard_options(validation_files, workers))
     return train_data, validation_data, steps
@@ -277,7 +319,7 @@ class EpochLogger(keras.callbacks.Callback):
 def save_outputs(
     model: keras.Model,
     history: dict[str, list[float]],
-    epoch_log: EpochLogger,
+    seconds: list[float],
     info: dict[str, Any],
     model_path: str,
     history_path: str,
@@ -287,6 +329,6 @@ def save_outputs(
     with atomic_path(model_path) as temporary:
         model.save(temporary)
     per_epoch = {key: [float(value) for value in values] for key, values in history.items()}
-    per_epoch["seconds"] = [round(value, 3) for value in epoch_log.seconds]
+    per_epoch["seconds"] = [round(value, 3) for value in seconds]
     write_json(history_path, per_epoch)
     write_json(info_path, info)
