@@ -7,7 +7,8 @@ log_to_file(snakemake.log[0])
 from workflow.launch import run_training
 
 run_training(
-    launcher=snakemake.resources.mpi,
+    launcher=snakemake.resources.get("mpi", ""),  # absent for one worker (workflow/config.py)
+    cpus_per_task=int(snakemake.resources.cpus_per_task),
     shards_dir=snakemake.input.shards,
     model_path=snakemake.output.model,
     history_path=snakemake.output.history,

@@ -169,7 +169,7 @@ def test_worker_settings_are_checked(train, expected):
 
 
 def test_train_resources_follow_the_experiment():
-    """GPUs, model, partition and tasks reach the Slurm resources; mpi only for several workers."""
+    """GPUs, model, partition and tasks reach the Slurm resources; mpi (no job step of the plugin's) only for several workers."""
     loaded = cfg.load_config(
         with_change("experiments.exp", {"dataset": "digits", "model": {"name": "mlp"}, "train": {"workers": 2},
                                         "resources": {"train": {"partition": "gpu", "gpus": 1, "gpu_model": "a100"}}})
@@ -180,4 +180,4 @@ def test_train_resources_follow_the_experiment():
     assert resources["slurm_partition"] == "gpu" and resources["gpu"] == 1 and resources["gpu_model"] == "a100"
     assert resources["tasks"] == 2 and resources["mpi"] == "srun"
     assert resources["slurm_extra"] == "--signal=TERM@120"
-    assert cfg.train_resources(cfg.load_config(MINIMAL), "exp")["mpi"] == ""
+    assert cfg.train_resources(cfg.load_config(MINIMAL), "exp")["mpi"] is None

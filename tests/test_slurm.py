@@ -235,3 +235,54 @@ def test_interrupting_snakemake_cancels_its_jobs(cluster, tmp_path):
 
 def running_comments() -> str:
     return slurm_command("squeue", "-h", "-t", "R", "-o", "%k")
+
+
+def test_sigterm_through_slurm_checkpoints_and_the_retry_resumes(cluster, tmp_path):
+    """`scancel --signal=TERM` on a running train job: the trainer saves a checkpoint and exits non-zero, the
+    profile's retry resubmits it, training resumes from the checkpoint, and the metrics equal an uninterrupted run's."""
+    folder = copy_repository(tmp_path / "repo")
+    config = {"experiments": {"digits_term": {
+        "dataset": "digits", "model": {"name": "mlp", "hidden_units": [512, 512]},  # about 1 s per epoch
+        "train": {"epochs": 30, "batch_size": 8, "optimizer": {"name": "adam", "learning_rate": 0.0003}},
+    }}}  # fmt: skip
+    (folder / "term.yaml").write_text(yaml.safe_dump(config))
+    target = "results/runs/digits_term/seed0/metrics.json"
+    env = {**os.environ, "PYTHONPATH": str(folder), "PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}"}
+    since = now()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", target, "--profile", "slurm", *FAST_POLL, "--configfile", "term.yaml"],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        state = None
+        while time.monotonic() < deadline and process.poll() is None:
+            states = list((folder / "results/checkpoints/digits_term/seed0").glob("*/state.json"))
+            state = json.loads(states[0].read_text()) if states else None
+            if state and state["epoch"] >= 3:
+                break
+            time.sleep(0.5)
+        assert state and state["epoch"] >= 3, "training never reached epoch 3"
+        jobs = slurm_command("squeue", "-h", "-t", "R", "-o", "%i %k").split("\n")
+        train_job = next(line.split()[0] for line in jobs if "rule_train" in line)
+        slurm_command("scancel", "--signal=TERM", train_job)
+        output, _ = process.communicate(timeout=900)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode == 0, output[-5000:]
+    info = json.loads((folder / "results/runs/digits_term/seed0/train.json").read_text())
+    # Periodic checkpoints fall on epoch ends here (every_steps 0): one within an epoch is the SIGTERM's.
+    assert info["attempts"] == 2 and info["resumed_from"]["epoch"] >= 3 and info["resumed_from"]["batch"] > 0, info
+    log = (folder / "results/logs/train/digits_term/seed0.log").read_text()
+    resumed = f"epoch {info['resumed_from']['epoch']}, batch {info['resumed_from']['batch']}"
+    assert "resuming from results/checkpoints/digits_term/seed0/" in log and resumed in log, log[-3000:]
+    trains = [row for row in wait_for_sacct(since, 2) if row["Comment"].startswith("rule_train")]
+    assert [row["State"].split()[0] for row in trains] == ["FAILED", "COMPLETED"], trains
+
+    local = copy_repository(tmp_path / "local")
+    (local / "term.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(local, target, "--cores", "2", "--configfile", "term.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (local / target).read_bytes() == (folder / target).read_bytes()

@@ -199,9 +199,11 @@ def train_resources(config: dict[str, Any], experiment: str) -> dict[str, Any]:
         "runtime": wanted["runtime"],
         "nodes": train["nodes"],
         "tasks": workers,
-        # The plugin starts a job whose rule has `mpi` without srun, so the trainer's own
-        # `srun -n <tasks>` starts one process per task; an empty value means a single process.
-        "mpi": "srun" if workers > 1 else "",
+        # With an `mpi` resource the plugin runs the job in the batch step and the trainer starts its
+        # workers with its own `srun -n <tasks>` (workflow/launch.py). For one worker the resource
+        # must be absent (None drops it): the plugin then runs the job inside `srun -n1`, a job step,
+        # which is where Slurm's time-limit signal goes; the batch step would not hear it.
+        "mpi": "srun" if workers > 1 else None,
         # Without "B:", Slurm signals every job step, not the batch shell: the trainer runs inside
         # the step (the jobstep executor's `srun -n1`, or the trainer's own `srun -n <tasks>`), and
         # on SIGTERM it saves a checkpoint and exits (workflow/checkpoint.py). With "B:" only the

@@ -1,6 +1,7 @@
 """Start training: one process, or one process per worker of a multi-worker cluster.
 
-With `train.workers` > 1 the train job starts its workers itself:
+One worker trains in this process (under Slurm the plugin already runs the job in an `srun -n1`
+job step). With `train.workers` > 1 the train job starts its workers itself:
 - in a Slurm job (snakemake --profile slurm), with `srun -n <workers>` (the rule's `mpi` resource):
   each task resolves the cluster with SlurmClusterResolver;
 - elsewhere, as local processes with a TF_CONFIG each (127.0.0.1, free ports): the same code path
@@ -25,9 +26,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def run_training(*, launcher: str, **arguments: Any) -> dict[str, Any] | None:
+def run_training(*, launcher: str, cpus_per_task: int = 1, **arguments: Any) -> dict[str, Any] | None:
     """Train in this process, or start `train.workers` processes and wait for all of them."""
     workers = int(arguments["params"]["train"]["workers"])
+    in_slurm = bool(launcher and os.environ.get("SLURM_JOB_ID"))
     if workers == 1:
         from workflow.train import train
 
@@ -37,8 +39,8 @@ def run_training(*, launcher: str, **arguments: Any) -> dict[str, Any] | None:
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="launch-", dir=folder, delete=False) as handle:
         json.dump(arguments, handle)
     try:
-        if launcher and os.environ.get("SLURM_JOB_ID"):
-            _run_srun(launcher, workers, handle.name)
+        if in_slurm:
+            _run_srun(launcher, workers, cpus_per_task, handle.name)
         else:
             _run_local(workers, handle.name)
     finally:
@@ -51,9 +53,11 @@ def worker_command(arguments_path: str) -> list[str]:
     return [sys.executable, "-m", "workflow.launch", arguments_path]
 
 
-def _run_srun(launcher: str, workers: int, arguments_path: str) -> None:
+def _run_srun(launcher: str, workers: int, cpus_per_task: int, arguments_path: str) -> None:
     # --kill-on-bad-exit: if one worker dies, stop the others instead of leaving them in a collective.
-    command = [launcher, "-n", str(workers), "--kill-on-bad-exit=1", *worker_command(arguments_path)]
+    # -c: the jobstep executor drops SLURM_CPUS_PER_TASK, and a step would otherwise get 1 CPU per task.
+    command = [launcher, "-n", str(workers), "-c", str(cpus_per_task), "--kill-on-bad-exit=1",
+               *worker_command(arguments_path)]  # fmt: skip
     log.info("starting %d workers: %s", workers, " ".join(command))
     result = subprocess.run(command, check=False)
     if result.returncode != 0:
