@@ -68,3 +68,23 @@ def train_in_subprocess(digits_shards: str, tmp_path: pathlib.Path):
         return json.loads((folder / "train.json").read_text()), folder
 
     return run
+
+
+@pytest.fixture(scope="session")
+def reliability():
+    """Faults injected by the tests, for docs/reliability.md: call it with one row per fault.
+
+    With TF_LIFECYCLE_RELIABILITY_TABLE set, the rows are written there as a Markdown table at the end
+    of the session (`make reliability` does this and puts the table into docs/reliability.md).
+    """
+    rows: list[tuple[str, str, str, int]] = []  # fault, where, how it was survived, files lost
+
+    def record(fault: str, where: str, outcome: str, data_lost: int) -> None:
+        rows.append((fault, where, outcome, data_lost))
+
+    yield record
+    target = os.environ.get("TF_LIFECYCLE_RELIABILITY_TABLE")
+    if target and rows:
+        lines = ["| fault injected | where | survived how | data lost |", "|---|---|---|---|"]
+        lines += [f"| {fault} | {where} | {outcome} | {lost} |" for fault, where, outcome, lost in rows]
+        pathlib.Path(target).write_text("\n".join(lines) + "\n", encoding="utf-8")

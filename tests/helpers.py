@@ -53,8 +53,10 @@ def copy_repository(folder: pathlib.Path) -> pathlib.Path:
     return folder
 
 
-def snakemake(folder: pathlib.Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(folder)}
+def snakemake(
+    folder: pathlib.Path, *args: str, timeout: int = 1500, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(folder)}
     env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     command = [sys.executable, "-m", "snakemake", *args]
     return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout, check=False)

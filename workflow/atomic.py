@@ -8,12 +8,21 @@ for an output because its name differs.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import glob
 import json
 import os
 import pathlib
 import shutil
+import signal
 from collections.abc import Iterator
 from typing import Any
+
+
+# Fault injection for tests/test_faults.py: a process writing an output whose path matches this
+# glob kills itself (SIGKILL) after the temporary is complete and before the rename, the worst
+# moment for a step to die.
+KILL_BEFORE_RENAME = "TF_LIFECYCLE_KILL_BEFORE_RENAME"
 
 
 @contextlib.contextmanager
@@ -22,12 +31,18 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
     final = pathlib.Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     # Keep the suffix: Keras insists that a model file ends in .keras.
-    temporary = final.with_name(f".{final.stem}.tmp-{os.getpid()}{final.suffix}")
-    _remove(temporary)
+    prefix = f".{final.stem}.tmp-"
+    # Leftovers of a killed earlier attempt (another pid): Snakemake's lock means no one else writes here.
+    for stale in final.parent.glob(f"{glob.escape(prefix)}*{glob.escape(final.suffix)}"):
+        _remove(stale)
+    temporary = final.with_name(f"{prefix}{os.getpid()}{final.suffix}")
     try:
         yield temporary
         if not temporary.exists():
             raise FileNotFoundError(f"{final}: the step finished without writing it")
+        pattern = os.environ.get(KILL_BEFORE_RENAME)
+        if pattern and fnmatch.fnmatch(str(final), pattern):
+            os.kill(os.getpid(), signal.SIGKILL)
         _remove(final)
         os.replace(temporary, final)
     finally:

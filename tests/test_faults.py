@@ -1,0 +1,155 @@
+"""Faults injected into the real DAG: every kind of step killed at the worst moment, broken inputs, a
+full or read-only results folder, a second snakemake. Nothing may look finished that is not, and
+nothing already produced may be lost. Each fault is recorded for docs/reliability.md."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from helpers import copy_repository, planned_jobs, snakemake
+
+from workflow.atomic import KILL_BEFORE_RENAME
+
+pytestmark = pytest.mark.dag
+RUN = "results/runs/digits_mlp/seed0"
+# Each kind of step, killed (SIGKILL) after its output is complete under a temporary name and
+# before the rename: in DAG order, so each run gets one step further than the last.
+KILLS = [
+    ("download", "results/datasets/digits/prepared.json"),
+    ("tfrecord", "results/datasets/digits/shards"),
+    ("train", f"{RUN}/train.json"),
+    ("evaluate", f"{RUN}/metrics.json"),
+    ("manifest", f"{RUN}/manifest.json"),
+    ("export", f"{RUN}/saved_model"),
+    ("tflite", f"{RUN}/tflite/int8.tflite"),
+    ("tfjs", f"{RUN}/tfjs"),
+    ("parity", f"{RUN}/parity.json"),
+    ("report", "results/report/reproduction.html"),
+]
+DECLARED = {  # every declared output of the killed job: none may survive its failure
+    "train": [f"{RUN}/model.keras", f"{RUN}/history.json", f"{RUN}/train.json", f"{RUN}/tensorboard"],
+    "export": [f"{RUN}/saved_model", f"{RUN}/export.json"],
+    "report": ["results/report/reproduction.md", "results/report/reproduction.csv", "results/report/reproduction.html"],
+}
+
+
+def one_run_config(folder: pathlib.Path) -> str:
+    """The default config reduced to digits_mlp for 3 epochs."""
+    config = yaml.safe_load((folder / "configs/default.yaml").read_text())
+    config["experiments"] = {"digits_mlp": {**config["experiments"]["digits_mlp"]}}
+    config["experiments"]["digits_mlp"]["train"] = {**config["experiments"]["digits_mlp"].get("train", {}), "epochs": 3}
+    (folder / "one.yaml").write_text(yaml.safe_dump(config))
+    return "one.yaml"
+
+
+def digests(root: pathlib.Path) -> dict[str, str]:
+    """sha256 of every finished file under results/ (logs, benchmarks, checkpoints meant to be consumed, and temporaries aside)."""
+    found = {}
+    for path in (root / "results").rglob("*"):
+        relative = path.relative_to(root).as_posix()
+        if path.is_file() and ".tmp-" not in relative and not relative.startswith(("results/logs", "results/benchmarks", "results/checkpoints")):
+            found[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def leftovers(root: pathlib.Path) -> list[str]:
+    return [path.relative_to(root).as_posix() for path in (root / "results").rglob("*.tmp-*")]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> pathlib.Path:
+    return copy_repository(tmp_path_factory.mktemp("faults") / "repo")
+
+
+def test_each_step_killed_before_its_rename_leaves_nothing_finished(folder, reliability):
+    """SIGKILL in each kind of step: the job fails, none of its outputs exist, earlier outputs are
+    byte-identical, and the next run completes; at the end no temporary remains."""
+    config = one_run_config(folder)
+    for rule, output in KILLS:
+        before = digests(folder)
+        declared = DECLARED.get(rule, [output])
+        # Steps may already have run beside an earlier killed one: then force this one again.
+        force = ["--forcerun", rule] if (folder / output).exists() else []
+
+        result = snakemake(folder, output, *force, "--cores", "2", "--configfile", config, "--replace-workflow-config",
+                           env={KILL_BEFORE_RENAME: output})  # fmt: skip
+
+        text = result.stdout + result.stderr
+        assert result.returncode != 0, f"{rule}: the killed run reported success"
+        assert re.search(rf"Error in rule {rule}\b", text), f"{rule}: {text[-3000:]}"
+        for path in declared:
+            assert not (folder / path).exists(), f"{rule}: {path} survived the killed job"
+        after = digests(folder)
+        mine = tuple(declared)
+        lost = [path for path, digest in before.items() if not path.startswith(mine) and after.get(path) != digest]
+        assert lost == [], f"{rule}: earlier outputs changed or vanished: {lost}"
+        reliability(f"SIGKILL before the rename of {pathlib.Path(output).name}", f"step {rule}",
+                    "job failed, its outputs removed; next run redid it", len(lost))  # fmt: skip
+
+    final = snakemake(folder, "--cores", "2", "--configfile", config, "--replace-workflow-config")
+
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert leftovers(folder) == []
+    assert planned_jobs(snakemake(folder, "-n", "--configfile", config, "--replace-workflow-config")) == {}
+
+
+def test_a_damaged_shard_fails_training_by_name_and_makes_no_model(folder, reliability):
+    """A flipped byte in a finished run's shard: the forced train job names the shard and leaves no model."""
+    config = one_run_config(folder)
+    assert snakemake(folder, "--cores", "2", "--configfile", config, "--replace-workflow-config").returncode == 0
+    shard = sorted((folder / "results/datasets/digits/shards").glob("train-*.tfrecord"))[0]
+    original = shard.read_bytes()
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0xFF
+    shard.write_bytes(bytes(damaged))
+    try:
+        result = snakemake(folder, f"{RUN}/metrics.json", "--cores", "2", "--forcerun", "train",
+                           "--configfile", config, "--replace-workflow-config")  # fmt: skip
+    finally:
+        shard.write_bytes(original)
+
+    assert result.returncode != 0
+    log = (folder / "results/logs/train/digits_mlp/seed0.log").read_text()
+    assert shard.name in log and "sha256 differs" in log, log[-2000:]
+    assert not (folder / RUN / "model.keras").exists()
+    reliability("one flipped byte in a TFRecord shard", "step train", f"refused naming {shard.name}; no model", 0)
+
+
+def test_a_second_snakemake_on_the_same_results_is_refused(folder, reliability):
+    """While one snakemake holds the lock, a second one on the same folder is refused by Snakemake's lock."""
+    config = one_run_config(folder)
+    locks = folder / ".snakemake" / "locks"
+    # A real long-running snakemake: the train step again, with many epochs.
+    long = yaml.safe_load((folder / config).read_text())
+    long["experiments"]["digits_mlp"]["train"]["epochs"] = 400
+    (folder / "long.yaml").write_text(yaml.safe_dump(long))
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", f"{RUN}/metrics.json", "--cores", "1", "--configfile", "long.yaml",
+         "--replace-workflow-config"],
+        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (locks.is_dir() and any(locks.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert locks.is_dir() and any(locks.iterdir()), "the first snakemake never took its lock"
+
+        second = snakemake(folder, f"{RUN}/metrics.json", "--cores", "1", "--configfile", "long.yaml",
+                           "--replace-workflow-config", timeout=300)  # fmt: skip
+    finally:
+        first.kill()
+        first.wait()
+    assert second.returncode != 0
+    assert "Directory cannot be locked" in second.stdout + second.stderr
+    snakemake(folder, "--unlock", "--configfile", config, "--replace-workflow-config")
+    reliability("a second snakemake on the same results folder", "DAG", "refused by Snakemake's lock", 0)
