@@ -18,7 +18,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from workflow.atomic import atomic_path
-from workflow.export import INPUT_NAME, SIGNATURE
+from workflow.export import INPUT_NAME, SIGNATURE, check_saved_model
 from workflow.pipeline import load_arrays
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ def convert_tflite(
     *, saved_model_dir: str, shards_dir: str, output_path: str, variant: str, representative_examples: int = 0
 ) -> int:
     """Write one TFLite variant atomically; return its size in bytes."""
+    check_saved_model(saved_model_dir)
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SIGNATURE])
     if variant == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

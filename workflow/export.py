@@ -54,6 +54,16 @@ def export(
     return info
 
 
+def check_saved_model(path: str | pathlib.Path) -> None:
+    """Refuse a SavedModel folder with a missing part, naming it, before a converter fails obscurely."""
+    folder = pathlib.Path(path)
+    needed = [folder / "saved_model.pb", folder / "variables" / "variables.index"]
+    missing = [str(part.relative_to(folder)) for part in needed if not part.is_file()]
+    if not folder.is_dir() or missing:
+        what = "the folder does not exist" if not folder.is_dir() else f"missing: {', '.join(missing)}"
+        raise ValueError(f"{folder}: not a complete SavedModel ({what}); rerun the export step")
+
+
 def write_saved_model(model: keras.Model, path: pathlib.Path) -> None:
     """The model behind a uint8 `serving_default` signature, through keras.export.ExportArchive."""
     archive = keras.export.ExportArchive()

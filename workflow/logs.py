@@ -15,6 +15,7 @@ def log_to_file(path: str | None) -> None:
     if path:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        _report_failures_to(os.dup(2), path)
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(handle, 1)
@@ -28,3 +29,25 @@ def log_to_file(path: str | None) -> None:
         stream=sys.stderr,
         force=True,
     )
+
+
+def _report_failures_to(snakemake_stderr: int, log_path: str) -> None:
+    """On an uncaught exception, also write its one-line cause to Snakemake's own output.
+
+    The log may be unwritable (a full or read-only disk holds it), and Snakemake prints only
+    "check the log" otherwise.
+    """
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, traceback: object) -> None:
+        try:
+            previous(kind, error, traceback)
+        except OSError:
+            pass
+        line = f"step failed ({log_path}): {kind.__name__}: {error}\n"
+        try:
+            os.write(snakemake_stderr, line.encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+    sys.excepthook = hook

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from workflow.atomic import atomic_path, read_json
-from workflow.export import INPUT_NAME, SIGNATURE
+from workflow.export import INPUT_NAME, SIGNATURE, check_saved_model
 
 log = logging.getLogger(__name__)
 PREDICT_SCRIPT = pathlib.Path(__file__).resolve().parent / "js" / "tfjs_predict.cjs"
@@ -27,6 +27,7 @@ PREDICT_SCRIPT = pathlib.Path(__file__).resolve().parent / "js" / "tfjs_predict.
 
 def convert_tfjs(*, saved_model_dir: str, env_manifest: str, output_dir: str) -> list[str]:
     """Run `tensorflowjs_converter` into `output_dir` atomically; return the files written."""
+    check_saved_model(saved_model_dir)
     env = read_json(env_manifest)
     converter = pathlib.Path(env["bin"]) / "tensorflowjs_converter"
     with atomic_path(output_dir) as temporary:
