@@ -303,3 +303,12 @@ def test_snakemake_report_shows_the_table_in_chromium(finished):
 
     assert "digits_cnn" in text and "digits_mlp" in text
     assert text.count("pass") == 2
+
+
+def test_two_experiments_on_one_dataset_prepare_it_once(tmp_path):
+    """digits_mlp and digits_cnn share the digits dataset: one download and one tfrecord job, two trainings."""
+    folder = copy_repository(tmp_path / "repo")
+
+    jobs = planned_jobs(snakemake(folder, "-n"))
+
+    assert (jobs["download"], jobs["tfrecord"], jobs["train"]) == (1, 1, 2)

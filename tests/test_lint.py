@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BIN = pathlib.Path(sys.executable).parent
 
@@ -43,16 +45,47 @@ def test_every_rule_has_log_and_benchmark():
     assert missing == []
 
 
-def test_bad_config_is_refused_before_any_job(tmp_path):
-    """A config with negative epochs stops snakemake while the DAG is built, naming key and value."""
+BASE = "datasets: {digits: {tfds_name: sklearn_digits}}\n"
+
+
+@pytest.mark.parametrize(
+    ("experiments", "expected"),
+    [
+        ("{x: {dataset: digits, model: {name: mlp}, train: {epochs: -3}}}", "experiments.x.train.epochs: -3"),
+        ("{x: {dataset: digits, model: {name: mlp}, train: {epochs: ten}}}", "experiments.x.train.epochs: 'ten'"),
+        ("{x: {dataset: digits, model: {name: mlp}, trian: {}}}", "'trian' was unexpected"),
+        ("{x: {dataset: digits, model: {name: vgg99}}}", "experiments.x.model.name: 'vgg99'"),
+        ("{x: {dataset: imagenet, model: {name: mlp}}}", "experiments.x.dataset: 'imagenet' is not a key of datasets"),
+        ("{'a/b': {dataset: digits, model: {name: mlp}}}", "'a/b'"),
+        ("{'..': {dataset: digits, model: {name: mlp}}}", "'..'"),
+        # Snakemake itself loads --configfile with a safe loader: the tag is refused, never run.
+        ("{x: {dataset: digits, model: {name: !!python/object/apply:os.getpid []}}}", "not valid JSON or YAML"),
+    ],
+    ids=["negative-epochs", "wrong-type", "unknown-key", "unknown-model", "unknown-dataset", "slash", "dotdot",
+         "python-tag"],
+)
+def test_bad_config_is_refused_before_any_job(tmp_path, experiments, expected):
+    """Each bad config stops snakemake while the DAG is built, naming key and value; no job runs."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        "datasets: {digits: {tfds_name: sklearn_digits}}\n"
-        "experiments: {x: {dataset: digits, model: {name: mlp}, train: {epochs: -3}}}\n"
-    )
+    bad.write_text(BASE + f"experiments: {experiments}\n")
 
     result = run(sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad), "--replace-workflow-config")
 
     assert result.returncode != 0
-    assert "experiments.x.train.epochs: -3" in result.stdout + result.stderr
+    assert expected in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
     assert "Job stats" not in result.stdout + result.stderr
+
+
+def test_no_unsafe_loading_anywhere():
+    """YAML only through safe loaders, no pickle, Keras models only with safe_mode, no shell rules."""
+    sources = {path: path.read_text() for folder in ("workflow", "scripts", "rules") for path in (REPO / folder).rglob("*.*")
+               if path.suffix in (".py", ".smk")}  # fmt: skip
+    sources[REPO / "Snakefile"] = (REPO / "Snakefile").read_text()
+    for path, text in sources.items():
+        assert not re.search(r"yaml\.(load|unsafe_load|full_load)\(", text), f"{path}: YAML must be loaded safely"
+        assert not re.search(r"^\s*(import|from) (pickle|dill|cloudpickle)\b", text, re.MULTILINE), f"{path}: pickle"
+        assert "safe_mode=False" not in text, f"{path}: Keras models load with safe_mode"
+        assert not re.search(r"^\s+shell:", text, re.MULTILINE), f"{path}: rules use script:, config never reaches a shell"
+    loads = [text.count("load_model(") for text in sources.values()]
+    safe = [text.count("safe_mode=True") for text in sources.values()]
+    assert sum(loads) and sum(safe) >= sum(loads), "every keras load_model passes safe_mode=True"
