@@ -3,6 +3,7 @@
 #   make test   install the environment and test tools, then run the tests
 #   make lint   ruff and snakemake --lint
 #   make dag    render the rule graph to docs/rulegraph.svg (needs Graphviz `dot`)
+#   make reliability  run the fault-injection tests and write their table into docs/reliability.md
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ MAIN_STAMP := $(VENV)/.installed-main
 TEST_STAMP := $(VENV)/.installed-test
 CORES ?= all
 
-.PHONY: run test lint dag env clean
+.PHONY: run test lint dag env clean reliability
 
 env: $(MAIN_STAMP)
 
@@ -30,6 +31,13 @@ run: $(MAIN_STAMP)
 
 test: $(TEST_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+reliability: $(TEST_STAMP)
+	rm -f build/reliability-table.md && mkdir -p build
+	PATH="$(CURDIR)/$(BIN):$$PATH" TF_LIFECYCLE_RELIABILITY_TABLE=$(CURDIR)/build/reliability-table.md \
+	  $(BIN)/python -m pytest tests/test_resume.py tests/test_faults.py tests/test_bad_input.py \
+	  tests/test_slurm.py -k "not two_workers and not interrupting"
+	$(BIN)/python tests/write_reliability.py build/reliability-table.md docs/reliability.md
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -17,7 +17,9 @@ from workflow import datasets
 from workflow.convert import convert_tflite
 from workflow.export import write_saved_model
 
-SHARED_MNIST = pathlib.Path(__import__("os").environ.get("TF_LIFECYCLE_SHARED", REPO.parent / "shared")) / "datasets/mnist"
+SHARED_MNIST = (
+    pathlib.Path(__import__("os").environ.get("TF_LIFECYCLE_SHARED", REPO.parent / "shared")) / "datasets/mnist"
+)
 RUN = "results/runs/digits_mlp/seed0"
 
 
@@ -82,11 +84,10 @@ def digests(root: pathlib.Path) -> dict[str, str]:
 def fill(folder: pathlib.Path) -> pathlib.Path:
     """Write until the file system is full; return the filler file."""
     filler = folder / "filler"
-    with open(filler, "wb") as handle:
-        with contextlib.suppress(OSError):
-            while True:
-                handle.write(b"\0" * (1 << 20))
-                handle.flush()
+    with open(filler, "wb") as handle, contextlib.suppress(OSError):
+        while True:
+            handle.write(b"\0" * (1 << 20))
+            handle.flush()
     with contextlib.suppress(OSError), open(folder / "filler-small", "wb") as handle:
         while True:
             handle.write(b"\0" * 4096)

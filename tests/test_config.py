@@ -169,7 +169,7 @@ def test_worker_settings_are_checked(train, expected):
 
 
 def test_train_resources_follow_the_experiment():
-    """GPUs, model, partition and tasks reach the Slurm resources; mpi (no job step of the plugin's) only for several workers."""
+    """GPUs, model, partition and tasks reach the Slurm resources; the mpi resource only for several workers."""
     loaded = cfg.load_config(
         with_change("experiments.exp", {"dataset": "digits", "model": {"name": "mlp"}, "train": {"workers": 2},
                                         "resources": {"train": {"partition": "gpu", "gpus": 1, "gpu_model": "a100"}}})

@@ -51,11 +51,18 @@ def one_run_config(folder: pathlib.Path) -> str:
 
 
 def digests(root: pathlib.Path) -> dict[str, str]:
-    """sha256 of every finished file under results/ (logs, benchmarks, checkpoints meant to be consumed, and temporaries aside)."""
+    """sha256 of every finished file under results/.
+
+    Logs, benchmarks, checkpoints (consumed by design) and temporaries aside.
+    """
     found = {}
     for path in (root / "results").rglob("*"):
         relative = path.relative_to(root).as_posix()
-        if path.is_file() and ".tmp-" not in relative and not relative.startswith(("results/logs", "results/benchmarks", "results/checkpoints")):
+        if (
+            path.is_file()
+            and ".tmp-" not in relative
+            and not relative.startswith(("results/logs", "results/benchmarks", "results/checkpoints"))
+        ):
             found[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
 

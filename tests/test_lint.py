@@ -61,8 +61,16 @@ BASE = "datasets: {digits: {tfds_name: sklearn_digits}}\n"
         # Snakemake itself loads --configfile with a safe loader: the tag is refused, never run.
         ("{x: {dataset: digits, model: {name: !!python/object/apply:os.getpid []}}}", "not valid JSON or YAML"),
     ],
-    ids=["negative-epochs", "wrong-type", "unknown-key", "unknown-model", "unknown-dataset", "slash", "dotdot",
-         "python-tag"],
+    ids=[
+        "negative-epochs",
+        "wrong-type",
+        "unknown-key",
+        "unknown-model",
+        "unknown-dataset",
+        "slash",
+        "dotdot",
+        "python-tag",
+    ],
 )
 def test_bad_config_is_refused_before_any_job(tmp_path, experiments, expected):
     """Each bad config stops snakemake while the DAG is built, naming key and value; no job runs."""
@@ -78,14 +86,21 @@ def test_bad_config_is_refused_before_any_job(tmp_path, experiments, expected):
 
 def test_no_unsafe_loading_anywhere():
     """YAML only through safe loaders, no pickle, Keras models only with safe_mode, no shell rules."""
-    sources = {path: path.read_text() for folder in ("workflow", "scripts", "rules") for path in (REPO / folder).rglob("*.*")
-               if path.suffix in (".py", ".smk")}  # fmt: skip
+    folders = ("workflow", "scripts", "rules")
+    sources = {
+        path: path.read_text()
+        for folder in folders
+        for path in (REPO / folder).rglob("*.*")
+        if path.suffix in (".py", ".smk")
+    }
     sources[REPO / "Snakefile"] = (REPO / "Snakefile").read_text()
     for path, text in sources.items():
         assert not re.search(r"yaml\.(load|unsafe_load|full_load)\(", text), f"{path}: YAML must be loaded safely"
         assert not re.search(r"^\s*(import|from) (pickle|dill|cloudpickle)\b", text, re.MULTILINE), f"{path}: pickle"
         assert "safe_mode=False" not in text, f"{path}: Keras models load with safe_mode"
-        assert not re.search(r"^\s+shell:", text, re.MULTILINE), f"{path}: rules use script:, config never reaches a shell"
+        assert not re.search(r"^\s+shell:", text, re.MULTILINE), (
+            f"{path}: rules use script:, config never reaches a shell"
+        )
     loads = [text.count("load_model(") for text in sources.values()]
     safe = [text.count("safe_mode=True") for text in sources.values()]
     assert sum(loads) and sum(safe) >= sum(loads), "every keras load_model passes safe_mode=True"

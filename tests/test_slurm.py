@@ -169,7 +169,7 @@ def test_two_workers_train_as_two_slurm_tasks(cluster, tmp_path):
     assert metrics["accuracy"] > 0.9  # one worker with this config: 0.96
 
 
-def test_failed_job_is_reported_and_leaves_nothing(slurm_run):
+def test_failed_job_is_reported_and_leaves_nothing(slurm_run, reliability):
     """A train job on an altered shard fails as a Slurm job; no model file remains; after a repair a rerun works."""
     folder = slurm_run["folder"]
     shard = folder / "results/datasets/digits/shards/train-00000-of-00002.tfrecord"
@@ -191,6 +191,9 @@ def test_failed_job_is_reported_and_leaves_nothing(slurm_run):
     rerun = snakemake(folder, *command, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert (run / "model.keras").is_file()
+    reliability(
+        "altered shard under a Slurm train job", "Slurm job train", "job FAILED, no model left; rerun worked", 0
+    )
 
 
 def test_interrupting_snakemake_cancels_its_jobs(cluster, tmp_path):
@@ -237,7 +240,7 @@ def running_comments() -> str:
     return slurm_command("squeue", "-h", "-t", "R", "-o", "%k")
 
 
-def test_sigterm_through_slurm_checkpoints_and_the_retry_resumes(cluster, tmp_path):
+def test_sigterm_through_slurm_checkpoints_and_the_retry_resumes(cluster, tmp_path, reliability):
     """`scancel --signal=TERM` on a running train job: the trainer saves a checkpoint and exits non-zero, the
     profile's retry resubmits it, training resumes from the checkpoint, and the metrics equal an uninterrupted run's."""
     folder = copy_repository(tmp_path / "repo")
@@ -247,7 +250,11 @@ def test_sigterm_through_slurm_checkpoints_and_the_retry_resumes(cluster, tmp_pa
     }}}  # fmt: skip
     (folder / "term.yaml").write_text(yaml.safe_dump(config))
     target = "results/runs/digits_term/seed0/metrics.json"
-    env = {**os.environ, "PYTHONPATH": str(folder), "PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(folder),
+        "PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     since = now()
     process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", target, "--profile", "slurm", *FAST_POLL, "--configfile", "term.yaml"],
@@ -286,3 +293,5 @@ def test_sigterm_through_slurm_checkpoints_and_the_retry_resumes(cluster, tmp_pa
     result = snakemake(local, target, "--cores", "2", "--configfile", "term.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (local / target).read_bytes() == (folder / target).read_bytes()
+    reliability("scancel --signal=TERM on a running Slurm train job", "Slurm job train",
+                "checkpoint saved, profile retry resumed; metrics.json equal to a local run", 0)  # fmt: skip

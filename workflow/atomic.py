@@ -18,7 +18,6 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
-
 # Fault injection for tests/test_faults.py: a process writing an output whose path matches this
 # glob kills itself (SIGKILL) after the temporary is complete and before the rename, the worst
 # moment for a step to die.

@@ -13,7 +13,7 @@ A save writes the variables file first and then replaces state.json, each atomic
 any moment leaves the previous complete checkpoint in force.
 
 On SIGTERM (what Slurm sends before the time limit and on preemption) `PreemptionGuard` lets the
-current batch finish, saves, and training stops with `TrainingInterrupted` (a non-zero exit); the
+current batch finish, saves, and training stops with `TrainingInterruptedError` (a non-zero exit); the
 next attempt (Snakemake's `retries`, or Slurm's requeue) resumes from that batch.
 """
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 STATE = "state.json"
 
 
-class TrainingInterrupted(RuntimeError):
+class TrainingInterruptedError(RuntimeError):
     """Training stopped on a signal after saving a checkpoint; a rerun resumes from it."""
 
 
@@ -70,9 +70,8 @@ class Checkpoint:
         self.folder.mkdir(parents=True, exist_ok=True)
         variables = training_variables(model)
         name = f"variables-e{progress.epoch}-b{progress.batch}.npz"
-        with atomic_path(self.folder / name) as temporary:
-            with open(temporary, "wb") as handle:
-                np.savez(handle, *[np.asarray(variable.numpy()) for variable in variables])
+        with atomic_path(self.folder / name) as temporary, open(temporary, "wb") as handle:
+            np.savez(handle, *[np.asarray(variable.numpy()) for variable in variables])
         write_json(
             self.folder / STATE,
             {

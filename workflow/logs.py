@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -40,14 +41,10 @@ def _report_failures_to(snakemake_stderr: int, log_path: str) -> None:
     previous = sys.excepthook
 
     def hook(kind: type[BaseException], error: BaseException, traceback: object) -> None:
-        try:
+        with contextlib.suppress(OSError):
             previous(kind, error, traceback)
-        except OSError:
-            pass
         line = f"step failed ({log_path}): {kind.__name__}: {error}\n"
-        try:
+        with contextlib.suppress(OSError):
             os.write(snakemake_stderr, line.encode("utf-8", "replace"))
-        except OSError:
-            pass
 
     sys.excepthook = hook

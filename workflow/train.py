@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from workflow import distribute, runtime
 from workflow.atomic import atomic_path, read_json, write_json
-from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard, TrainingInterrupted
+from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard, TrainingInterruptedError
 from workflow.config import config_hash
 from workflow.models import build_model
 from workflow.pipeline import make_dataset
@@ -87,7 +87,9 @@ def train(
         )
         compile_model(model, config, steps["train"])
         # Every worker resumes from the chief's checkpoint: the variables are the same on all of them.
-        checkpoint = Checkpoint(pathlib.Path(checkpoint_root) / config_hash({"params": params, "seed": seed, "data": spec}))
+        checkpoint = Checkpoint(
+            pathlib.Path(checkpoint_root) / config_hash({"params": params, "seed": seed, "data": spec})
+        )
         progress = checkpoint.restore(model)
     progress.attempts += 1
     examples_per_epoch = steps["train"] * config.batch_size if steps["fixed"] else spec["splits"]["train"]["examples"]
@@ -119,7 +121,7 @@ def train(
                 callbacks=[saver, keras.callbacks.TensorBoard(str(tensorboard_work), profile_batch=0), epoch_log],
             )
             if saver.interrupted_at:
-                raise TrainingInterrupted(
+                raise TrainingInterruptedError(
                     f"stopped by SIGTERM at epoch {epoch + 1}, batch {saver.interrupted_at[1]}; checkpoint in "
                     f"{checkpoint.folder}; the rerun resumes from it"
                 )
@@ -130,7 +132,7 @@ def train(
             if guard.requested.is_set() or progress.epoch % config.checkpoint["every_epochs"] == 0:
                 save(progress.epoch, 0)
             if guard.requested.is_set():
-                raise TrainingInterrupted(
+                raise TrainingInterruptedError(
                     f"stopped by SIGTERM after epoch {progress.epoch}; checkpoint in {checkpoint.folder}; "
                     "the rerun resumes from it"
                 )
