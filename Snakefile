@@ -29,6 +29,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/export.smk"
 include: "rules/convert.smk"
+include: "rules/deploy.smk"
 include: "rules/report.smk"
 
 

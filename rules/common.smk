@@ -63,10 +63,11 @@ def tfjs_inputs(wildcards):
 def run_outputs(exp, seed):
     """What one experiment and seed ends with."""
     folder = RUN.format(exp=exp, seed=seed)
-    return [f"{folder}/metrics.json", f"{folder}/manifest.json", f"{folder}/saved_model", f"{folder}/parity.json"]
+    return [f"{folder}/metrics.json", f"{folder}/manifest.json", f"{folder}/saved_model", f"{folder}/deploy/verdict.json"]
 
 
 def final_outputs():
     """The default target: every run's final files and the report."""
     files = [path for exp, seed in cfg.runs(CONFIG) for path in run_outputs(exp, seed)]
+    files += [f"{RESULTS}/deploy/{exp}" for exp in EXPERIMENTS]
     return files + [f"{RESULTS}/report/reproduction.md", f"{RESULTS}/report/figures"]

@@ -1,12 +1,12 @@
-"""Step `parity`: golden batch through the SavedModel and every converted model (rules/convert.smk)."""
+"""Step `parity`: the test split through the SavedModel and every converted model (rules/convert.smk)."""
 
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.parity import check_parity
+from workflow.parity import measure_parity
 
-check_parity(
+measure_parity(
     saved_model_dir=snakemake.input.saved_model,
     tflite_paths=list(snakemake.input.tflite),
     tfjs_dir=snakemake.input.get("tfjs"),
@@ -14,5 +14,4 @@ check_parity(
     shards_dir=snakemake.input.shards,
     parity_path=snakemake.output[0],
     batch_size=snakemake.params.config["batch_size"],
-    budgets=snakemake.params.config["budgets"],
 )

@@ -38,7 +38,11 @@ def test_defaults_are_filled_everywhere():
         "weight_decay": 0.0,
     }
     assert experiment["model"] == {"name": "mlp", "hidden_units": [128], "dropout": 0.0}
-    assert experiment["parity"]["budgets"]["float32"] == {"max_abs_diff": 1e-4, "min_top1_agreement": 1.0}
+    assert experiment["parity"]["budgets"]["float32"] == {
+        "max_abs_diff": 1e-4, "min_top1_agreement": 1.0, "max_accuracy_drop": None}  # fmt: skip
+    assert experiment["parity"]["budgets"]["int8"]["max_accuracy_drop"] == 0.005
+    assert experiment["deploy"] == {"seed": None, "model_name": None, "version": 1, "publish_anyway": False,
+                                    "reason": None}  # fmt: skip
     assert experiment["target"] is None
     assert loaded["datasets"]["digits"]["shards"] == {"train": 4, "validation": 1, "test": 1}
 
@@ -137,14 +141,14 @@ def test_only_int8_sees_the_calibration_size():
 
 
 def test_parity_budgets_cover_exactly_the_produced_formats():
-    """Without TF.js and with two TFLite variants, parity gets exactly those two budgets."""
+    """Without TF.js and with two TFLite variants, the gate gets exactly those two budgets."""
     loaded = cfg.load_config(
         with_change(
             "experiments.exp.convert", {"tflite": {"variants": ["float32", "int8"]}, "tfjs": {"enabled": False}}
         )
     )
 
-    assert sorted(cfg.parity_params(loaded, "exp")["budgets"]) == ["float32", "int8"]
+    assert sorted(cfg.gate_params(loaded, "exp")["budgets"]) == ["float32", "int8"]
 
 
 def test_key_order_does_not_change_a_slice():
@@ -181,3 +185,19 @@ def test_train_resources_follow_the_experiment():
     assert resources["tasks"] == 2 and resources["mpi"] == "srun"
     assert resources["slurm_extra"] == "--signal=TERM@120"
     assert cfg.train_resources(cfg.load_config(MINIMAL), "exp")["mpi"] is None
+
+
+def test_a_partial_budget_keeps_the_formats_other_defaults():
+    """Setting one limit of int8's budget keeps int8's default for the others."""
+    loaded = cfg.load_config(with_change("experiments.exp.parity", {"budgets": {"int8": {"max_abs_diff": 0.1}}}))
+
+    assert loaded["experiments"]["exp"]["parity"]["budgets"]["int8"] == {
+        "max_abs_diff": 0.1, "min_top1_agreement": None, "max_accuracy_drop": 0.005}  # fmt: skip
+
+
+def test_publish_anyway_needs_a_reason_and_a_known_seed():
+    """deploy.publish_anyway without a reason, or a deploy.seed not in seeds, is refused by name."""
+    with pytest.raises(cfg.ConfigError, match="reason"):
+        cfg.load_config(with_change("experiments.exp.deploy", {"publish_anyway": True}))
+    with pytest.raises(cfg.ConfigError, match=r"experiments.exp.deploy.seed: 7 is not one of seeds \[0\]"):
+        cfg.load_config(with_change("experiments.exp.deploy", {"seed": 7}))

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from helpers import copy_repository, planned_jobs, require_tool, snakemake
 
-from workflow.parity import ParityError, check_parity
+from workflow.gate import gate, publish
 
 pytestmark = pytest.mark.dag
 RUNS = ("digits_mlp/seed0", "digits_cnn/seed0")
@@ -84,7 +84,8 @@ def test_every_output_is_there(finished):
 
 
 def test_metrics_meet_the_targets_and_parity_holds(finished):
-    """Both default experiments pass their target; float32 and TF.js match the SavedModel to 1e-4."""
+    """Both default experiments pass their target; float32 and TF.js match the SavedModel to 1e-4; both
+    are blessed and published in the TF Serving layout."""
     for run in RUNS:
         folder = finished / "results" / "runs" / run
         metrics = json.loads((folder / "metrics.json").read_text())
@@ -92,10 +93,25 @@ def test_metrics_meet_the_targets_and_parity_holds(finished):
         assert metrics["examples"] == 360
         assert metrics["verdict"]["passed"], metrics["verdict"]["because"]
         assert np.array(metrics["confusion_matrix"]).sum() == 360
-        assert parity["passed"]
+        verdict = json.loads((folder / "deploy/verdict.json").read_text())
+        assert verdict["blessed"] and verdict["publish"], verdict
         assert set(parity["formats"]) == {"float32", "float16", "dynamic_range", "int8", "tfjs"}
         assert parity["formats"]["tfjs"]["max_abs_diff"] < 1e-4
         assert parity["formats"]["float32"]["top1_agreement"] == 1.0
+        assert parity["test_examples"] == 360 and parity["golden_examples"] == 128
+        assert parity["saved_model"]["test_accuracy"] == metrics["accuracy"]
+        for entry in parity["formats"].values():
+            assert entry["accuracy_drop"] == pytest.approx(metrics["accuracy"] - entry["test_accuracy"])
+            assert entry["bytes"] > 0
+    for experiment in ("digits_mlp", "digits_cnn"):
+        deploy = finished / "results/deploy" / experiment
+        published = json.loads((deploy / "publish.json").read_text())
+        assert published["published"] and published["run"] == f"{experiment}/seed0"
+        assert (deploy / experiment / "1" / "saved_model.pb").is_file()
+        assert (deploy / experiment / "1" / "variables" / "variables.index").is_file()
+        assert sorted(path.name for path in (deploy / "tflite").iterdir()) == [
+            "dynamic_range.tflite", "float16.tflite", "float32.tflite", "int8.tflite"]  # fmt: skip
+        assert (deploy / "tfjs" / "model.json").is_file()
 
 
 def test_report_lists_every_run(finished):
@@ -168,6 +184,8 @@ def test_every_job_left_a_log_and_a_benchmark(finished):
         "tflite",
         "tfjs",
         "parity",
+        "gate",
+        "publish",
         "report",
     ):
         assert list((results / "logs" / rule).rglob("*.log")), rule
@@ -197,7 +215,7 @@ def test_tflite_setting_reruns_only_tflite_parity_report(finished):
     def change(config):
         config["experiments"]["digits_mlp"]["convert"] = {"tflite": {"representative_examples": 100}}
 
-    assert dry_run_with(finished, change) == {"tflite": 1, "parity": 1, "report": 1, "all": 1}
+    assert dry_run_with(finished, change) == {"tflite": 1, "parity": 1, "gate": 1, "publish": 1, "report": 1, "all": 1}
 
 
 def test_learning_rate_reruns_training_onwards_not_data(finished):
@@ -214,6 +232,8 @@ def test_learning_rate_reruns_training_onwards_not_data(finished):
         "tflite": 4,
         "tfjs": 1,
         "parity": 1,
+        "gate": 1,
+        "publish": 1,
         "report": 1,
         "all": 1,
     }
@@ -241,7 +261,7 @@ def test_unrelated_key_reruns_nothing(finished):
 
 
 def test_editing_a_module_reruns_its_steps(finished):
-    """Editing workflow/evaluate.py reruns evaluate, and what reads metrics.json (manifest, report), nothing else."""
+    """Editing workflow/evaluate.py reruns evaluate and what reads metrics.json (manifest, gate, publish, report)."""
     module = finished / "workflow" / "evaluate.py"
     original, stat = module.read_text(), module.stat()
     module.write_text(original + "\n# edited by test_editing_a_module_reruns_its_steps\n")
@@ -251,31 +271,39 @@ def test_editing_a_module_reruns_its_steps(finished):
         module.write_text(original)
         os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
-    assert planned == {"evaluate": 2, "manifest": 2, "report": 1, "all": 1}
+    assert planned == {"evaluate": 2, "manifest": 2, "gate": 2, "publish": 2, "report": 1, "all": 1}
 
 
-def test_parity_failure_names_format_and_margin(finished, tmp_path):
-    """With a zero budget for int8, the parity check fails naming int8 and by how much."""
+def test_a_budget_change_reruns_only_gate_and_publish(finished):
+    """Budgets are the gate's alone: tightening int8's reruns the gate and publish steps, nothing else."""
+
+    def change(config):
+        config["experiments"]["digits_mlp"]["parity"] = {"budgets": {"int8": {"max_abs_diff": 0.0}}}
+
+    assert dry_run_with(finished, change) == {"gate": 1, "publish": 1, "all": 1}
+
+
+def test_a_broken_budget_is_refused_by_name_and_not_published(finished, tmp_path):
+    """A zero int8 budget: the gate names int8 and its margin, and publish leaves only the reasons."""
     run = finished / "results/runs/digits_mlp/seed0"
     budgets = {
-        "float32": {"max_abs_diff": 1e-4, "min_top1_agreement": 1.0},
-        "int8": {"max_abs_diff": 0.0, "min_top1_agreement": 1.0},
+        "float32": {"max_abs_diff": 1e-4, "min_top1_agreement": 1.0, "max_accuracy_drop": None},
+        "int8": {"max_abs_diff": 0.0, "min_top1_agreement": None, "max_accuracy_drop": None},
     }
 
-    with pytest.raises(ParityError, match=r"int8: max abs diff [0-9.e-]+ exceeds 0 by [0-9.e-]+") as caught:
-        check_parity(
-            saved_model_dir=str(run / "saved_model"),
-            tflite_paths=[str(run / "tflite/float32.tflite"), str(run / "tflite/int8.tflite")],
-            tfjs_dir=None,
-            node_manifest=None,
-            shards_dir=str(finished / "results/datasets/digits/shards"),
-            parity_path=str(tmp_path / "parity.json"),
-            batch_size=32,
-            budgets=budgets,
-        )
+    verdict = gate(parity_path=str(run / "parity.json"), metrics_path=str(run / "metrics.json"),
+                   verdict_path=str(tmp_path / "verdict.json"), budgets=budgets, publish_anyway=False,
+                   reason=None)  # fmt: skip
+    published = publish(verdict_path=str(tmp_path / "verdict.json"), saved_model_dir=str(run / "saved_model"),
+                        tflite_paths=[], tfjs_dir=None, output_dir=str(tmp_path / "deploy"), model_name="m",
+                        version=1, run="digits_mlp/seed0")  # fmt: skip
 
-    assert "float32" not in str(caught.value)
-    assert not (tmp_path / "parity.json").exists()
+    assert not verdict["blessed"] and not verdict["publish"]
+    assert re.fullmatch(r"int8: max abs diff [0-9.e-]+ on the golden batch exceeds 0 by [0-9.e-]+",
+                        verdict["formats"]["int8"]["reason"])  # fmt: skip
+    assert verdict["formats"]["float32"]["reason"] == "float32: within budget"
+    assert sorted(path.name for path in (tmp_path / "deploy").iterdir()) == ["publish.json"]
+    assert published["refused_because"] == [verdict["formats"]["int8"]["reason"]]
 
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

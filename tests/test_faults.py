@@ -32,6 +32,8 @@ KILLS = [
     ("tflite", f"{RUN}/tflite/int8.tflite"),
     ("tfjs", f"{RUN}/tfjs"),
     ("parity", f"{RUN}/parity.json"),
+    ("gate", f"{RUN}/deploy/verdict.json"),
+    ("publish", "results/deploy/digits_mlp"),
     ("report", "results/report/reproduction.html"),
 ]
 DECLARED = {  # every declared output of the killed job: none may survive its failure

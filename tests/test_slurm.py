@@ -88,14 +88,14 @@ def slurm_run(cluster, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_every_job_but_the_localrules_is_a_slurm_job(slurm_run):
-    """tfrecord, 2 trains, one grouped job per run for its 9 small steps, and the report: 6 Slurm jobs."""
+    """tfrecord, 2 trains, one grouped job per run for its 10 small steps, and the report: 6 Slurm jobs."""
     rows = wait_for_sacct(slurm_run["since"], 6)
 
     rules = sorted(row["Comment"].split("_wildcards_")[0] for row in rows)
     assert [row["State"] for row in rows] == ["COMPLETED"] * 6, rows
     assert rules.count("rule_train") == 2
     assert rules.count("rule_tfrecord") == 1 and rules.count("rule_report") == 1
-    assert not any(name in " ".join(rules) for name in ("download", "tfjs_env", "node_env"))  # localrules
+    assert not any(name in " ".join(rules) for name in ("download", "tfjs_env", "node_env", "publish"))  # local
     groups = sorted(name for name in rules if "after_training" in name)  # group id, then its rules
     assert len(groups) == 2, rules
     assert groups[0].startswith("rule_after_training_digits_cnn_seed0")
@@ -103,7 +103,7 @@ def test_every_job_but_the_localrules_is_a_slurm_job(slurm_run):
 
 
 def test_grouped_steps_ask_for_one_step_not_their_sum(slurm_run):
-    """The 9 steps of a run's group run in series in one allocation: 1 CPU and 4000 MB, not 9 of each."""
+    """The 10 steps of a run's group run in series in one allocation: 1 CPU and 4000 MB, not 10 of each."""
     rows = [row for row in wait_for_sacct(slurm_run["since"], 6) if "after_training" in row["Comment"]]
 
     assert len(rows) == 2, rows

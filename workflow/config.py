@@ -59,6 +59,7 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
             )
         _check_schedule(name, experiment["train"]["schedule"])
         _check_workers(name, experiment["train"])
+        _check_deploy(name, experiment)
     return config
 
 
@@ -89,8 +90,13 @@ def fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -
         return
     for key, sub in schema.get("properties", {}).items():
         sub_resolved = _resolve(sub, root)
+        default = sub.get("default", sub_resolved.get("default"))
         if key not in instance and ("default" in sub or "default" in sub_resolved):
-            instance[key] = copy.deepcopy(sub.get("default", sub_resolved.get("default")))
+            instance[key] = copy.deepcopy(default)
+        elif sub_resolved.get("x-partial-keeps-default") and isinstance(instance.get(key), dict):
+            # A partial mapping keeps the default's other keys (one limit of a format's budget).
+            for name, value in default.items():
+                instance[key].setdefault(name, copy.deepcopy(value))
         if key in instance:
             fill_defaults(instance[key], sub_resolved, root)
     extra = schema.get("additionalProperties")
@@ -115,6 +121,12 @@ def _check_schedule(name: str, schedule: dict[str, Any]) -> None:
             f"experiments.{name}.train.schedule: piecewise needs one factor per boundary, got "
             f"boundaries={schedule['boundaries']} and factors={schedule['factors']}"
         )
+
+
+def _check_deploy(name: str, experiment: dict[str, Any]) -> None:
+    seed = experiment["deploy"]["seed"]
+    if seed is not None and seed not in experiment["seeds"]:
+        raise ConfigError(f"experiments.{name}.deploy.seed: {seed} is not one of seeds {experiment['seeds']}")
 
 
 def _check_workers(name: str, train: dict[str, Any]) -> None:
@@ -242,11 +254,33 @@ def tfjs_enabled(config: dict[str, Any], experiment: str) -> bool:
 
 @_sorted_keys
 def parity_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
-    """Golden-batch size and the budgets of the formats this experiment produces."""
+    """Golden-batch size: all the parity step measures by (budgets are the gate's)."""
+    return {"batch_size": config["experiments"][experiment]["parity"]["batch_size"]}
+
+
+@_sorted_keys
+def gate_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """The budgets of the formats this experiment produces, and the publish override."""
     exp = config["experiments"][experiment]
     formats = tflite_variants(config, experiment) + ["tfjs"] * tfjs_enabled(config, experiment)
-    budgets = {fmt: exp["parity"]["budgets"][fmt] for fmt in formats}
-    return {"batch_size": exp["parity"]["batch_size"], "budgets": budgets}
+    deploy = exp["deploy"]
+    return {
+        "budgets": {fmt: exp["parity"]["budgets"][fmt] for fmt in formats},
+        "publish_anyway": deploy["publish_anyway"],
+        "reason": deploy["reason"],
+    }
+
+
+@_sorted_keys
+def publish_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """Which seed is published, under which TF Serving model name and version."""
+    exp = config["experiments"][experiment]
+    deploy = exp["deploy"]
+    return {
+        "seed": exp["seeds"][0] if deploy["seed"] is None else deploy["seed"],
+        "model_name": deploy["model_name"] or experiment,
+        "version": deploy["version"],
+    }
 
 
 @_sorted_keys

@@ -73,11 +73,17 @@ def run_row(run: dict[str, Any], experiments: dict[str, Any]) -> dict[str, Any]:
         "target": f"{target['metric']} {target['value']} ({target['direction']})" if target else "",
         "verdict": ("pass" if judged["passed"] else "fail") if judged else "",
         "margin": judged["margin"] if judged else "",
-        "parity": ("pass" if parity["passed"] else "fail") if parity else "not run",
+        # Largest test-accuracy drop of a converted format (the gate judges it: deploy/verdict.json).
+        "parity": _largest_drop(parity) if parity else "not run",
         "worst_format": f"{worst} {parity['formats'][worst]['max_abs_diff']:.2g}" if worst else "",
         "train_seconds": train["wall_seconds"],
         "examples_per_second": train["examples_per_second"],
     }
+
+
+def _largest_drop(parity: dict[str, Any]) -> str:
+    name = max(parity["formats"], key=lambda fmt: parity["formats"][fmt]["accuracy_drop"])
+    return f"{name} -{100 * parity['formats'][name]['accuracy_drop']:.2f} pts"
 
 
 def summarize(rows: list[dict[str, Any]], experiments: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,55 @@
+# The deployment gate (bless a run or say why not) and publishing in the TF Serving layout.
+
+
+rule gate:
+    input:
+        parity=f"{RUN}/parity.json",
+        metrics=f"{RUN}/metrics.json",
+        code=code("workflow.gate"),
+    output:
+        f"{RUN}/deploy/verdict.json",
+    params:
+        config=lambda wildcards: cfg.gate_params(CONFIG, wildcards.exp),
+    conda:
+        "../envs/main.yaml"
+    log:
+        log_path("gate", "{exp}/seed{seed}"),
+    benchmark:
+        benchmark_path("gate", "{exp}/seed{seed}")
+    script:
+        "../scripts/gate.py"
+
+
+def published_run(wildcards):
+    """The files of the run an experiment publishes (deploy.seed, or its first seed)."""
+    seed = cfg.publish_params(CONFIG, wildcards.exp)["seed"]
+    concrete = lambda path: path.format(exp=wildcards.exp, seed=seed)
+    files = {
+        "verdict": concrete(f"{RUN}/deploy/verdict.json"),
+        "saved_model": concrete(f"{RUN}/saved_model"),
+        "tflite": [concrete(path) for path in tflite_files(wildcards)],
+    }
+    if "tfjs" in tfjs_inputs(wildcards):
+        files["tfjs"] = concrete(tfjs_inputs(wildcards)["tfjs"])
+    return files
+
+
+# A copy on the machine that runs snakemake: no cluster job for it.
+localrules:
+    publish,
+
+
+rule publish:
+    input:
+        unpack(published_run),
+        code=code("workflow.gate"),
+    output:
+        directory(f"{RESULTS}/deploy/{{exp}}"),
+    params:
+        config=lambda wildcards: cfg.publish_params(CONFIG, wildcards.exp),
+    log:
+        log_path("publish", "{exp}"),
+    benchmark:
+        benchmark_path("publish", "{exp}")
+    script:
+        "../scripts/publish.py"

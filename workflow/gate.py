@@ -1,0 +1,128 @@
+"""The deployment gate: bless a run, or say exactly why not, and publish only what is blessed.
+
+A run is blessed when every converted format fits its budget (parity.json against
+`parity.budgets`) and the evaluate step's verdict against the paper target passed (or there is no
+target). `deploy.publish_anyway` with a `deploy.reason` publishes a run that is not blessed; the
+verdict records both, so nobody mistakes it for a blessed one.
+
+Published layout, results/deploy/<experiment>/ (what TF Serving's --model_base_path expects, plus
+the other formats):
+    <model_name>/<version>/saved_model.pb, variables/
+    tflite/<variant>.tflite
+    tfjs/model.json, *.bin, index.html
+    publish.json        what was published, from which run, and the verdict
+A run that is not blessed leaves only publish.json, with the reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import shutil
+from typing import Any
+
+from workflow.atomic import atomic_path, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+def judge_format(name: str, measured: dict[str, Any], budget: dict[str, float | None]) -> dict[str, Any]:
+    """One format against its budget: within or not, and one reason naming each broken limit and its margin."""
+    broken = []
+    limit = budget["max_abs_diff"]
+    if limit is not None and not measured["max_abs_diff"] <= limit:  # `not <=` also catches NaN.
+        broken.append(
+            f"max abs diff {measured['max_abs_diff']:.3g} on the golden batch exceeds {limit:.3g} "
+            f"by {measured['max_abs_diff'] - limit:.3g}"
+        )
+    limit = budget["min_top1_agreement"]
+    if limit is not None and measured["top1_agreement"] < limit:
+        broken.append(
+            f"top-1 agreement {measured['top1_agreement']:.4f} on the golden batch is below {limit:.4f} "
+            f"by {limit - measured['top1_agreement']:.4f}"
+        )
+    limit = budget["max_accuracy_drop"]
+    if limit is not None and not measured["accuracy_drop"] <= limit:
+        broken.append(
+            f"test accuracy {measured['test_accuracy']:.4f} is {100 * measured['accuracy_drop']:.2f} points "
+            f"below the SavedModel's, more than the {100 * limit:.2f} allowed"
+        )
+    return {"within_budget": not broken, "reason": f"{name}: " + ("; ".join(broken) or "within budget")}
+
+
+def judge(
+    parity: dict[str, Any], metrics: dict[str, Any], budgets: dict[str, dict[str, float | None]]
+) -> dict[str, Any]:
+    """The verdict of one run: per format and for the paper target, and whether it is blessed."""
+    formats = {name: judge_format(name, parity["formats"][name], budget) for name, budget in sorted(budgets.items())}
+    missing = sorted(set(budgets) - set(parity["formats"]))
+    if missing:
+        raise ValueError(f"parity.json has no measurement for {', '.join(missing)}")
+    target = metrics.get("verdict")
+    if target is None:
+        target_reason = "no paper target configured"
+        target_passed = True
+    else:
+        target_passed = bool(target["passed"])
+        target_reason = f"paper target: {'met' if target_passed else 'missed'} (margin {target['margin']:+.4g})"
+    blessed = target_passed and all(entry["within_budget"] for entry in formats.values())
+    return {"blessed": blessed, "formats": formats, "target": {"passed": target_passed, "reason": target_reason}}
+
+
+def gate(
+    *,
+    parity_path: str,
+    metrics_path: str,
+    verdict_path: str,
+    budgets: dict[str, dict[str, float | None]],
+    publish_anyway: bool,
+    reason: str | None,
+) -> dict[str, Any]:
+    """Write deploy/verdict.json for one run."""
+    verdict = judge(read_json(parity_path), read_json(metrics_path), budgets)
+    verdict["override"] = {"publish_anyway": publish_anyway, "reason": reason} if publish_anyway else None
+    verdict["publish"] = verdict["blessed"] or publish_anyway
+    level = logging.INFO if verdict["blessed"] else logging.WARNING
+    log.log(level, "%s: %s", "blessed" if verdict["blessed"] else "NOT blessed", verdict_path)
+    for entry in [*verdict["formats"].values(), verdict["target"]]:
+        log.log(level, "  %s", entry["reason"])
+    write_json(verdict_path, verdict)
+    return verdict
+
+
+def publish(
+    *,
+    verdict_path: str,
+    saved_model_dir: str,
+    tflite_paths: list[str],
+    tfjs_dir: str | None,
+    output_dir: str,
+    model_name: str,
+    version: int,
+    run: str,
+) -> dict[str, Any]:
+    """Copy a blessed (or overridden) run into the TF Serving layout under `output_dir`, atomically."""
+    verdict = read_json(verdict_path)
+    record: dict[str, Any] = {"run": run, "published": verdict["publish"], "verdict": verdict, "files": []}
+    with atomic_path(output_dir) as temporary:
+        temporary.mkdir()
+        if verdict["publish"]:
+            shutil.copytree(saved_model_dir, temporary / model_name / str(version))
+            for path in tflite_paths:
+                (temporary / "tflite").mkdir(exist_ok=True)
+                shutil.copy2(path, temporary / "tflite" / pathlib.Path(path).name)
+            if tfjs_dir:
+                shutil.copytree(tfjs_dir, temporary / "tfjs")
+            record["files"] = sorted(
+                path.relative_to(temporary).as_posix() for path in temporary.rglob("*") if path.is_file()
+            )
+            if not verdict["blessed"]:
+                log.warning("publishing %s although it is NOT blessed: %s", run, verdict["override"]["reason"])
+        else:
+            reasons = [entry["reason"] for entry in verdict["formats"].values() if not entry["within_budget"]]
+            if not verdict["target"]["passed"]:
+                reasons.append(verdict["target"]["reason"])
+            log.warning("not publishing %s: %s", run, "; ".join(reasons))
+            record["refused_because"] = reasons
+        write_json(temporary / "publish.json", record)
+    return record
