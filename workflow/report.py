@@ -74,7 +74,7 @@ def run_row(run: dict[str, Any], experiments: dict[str, Any]) -> dict[str, Any]:
         "verdict": ("pass" if judged["passed"] else "fail") if judged else "",
         "margin": judged["margin"] if judged else "",
         # Largest test-accuracy drop of a converted format (the gate judges it: deploy/verdict.json).
-        "parity": _largest_drop(parity) if parity else "not run",
+        "parity": _largest_drop(parity) if parity and parity["formats"] else "not run",
         "worst_format": f"{worst} {parity['formats'][worst]['max_abs_diff']:.2g}" if worst else "",
         "train_seconds": train["wall_seconds"],
         "examples_per_second": train["examples_per_second"],
