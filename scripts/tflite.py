@@ -12,4 +12,5 @@ convert_tflite(
     output_path=snakemake.output[0],
     variant=snakemake.params.config["variant"],
     representative_examples=snakemake.params.config.get("representative_examples", 0),
+    allow_flex=snakemake.params.config["allow_flex"],
 )

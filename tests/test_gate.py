@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from workflow.convert import convert_tflite
+from workflow.convert import FlexOpsError, convert_tflite, flex_ops_in
 from workflow.export import write_saved_model
 from workflow.gate import gate, publish
 from workflow.models import scale_images
@@ -104,3 +104,38 @@ def test_publish_anyway_publishes_and_records_the_reason(hostile, tmp_path):
     assert record["verdict"]["override"] == {"publish_anyway": True, "reason": reason}
     assert (tmp_path / "deploy/digits/3/saved_model.pb").is_file()
     assert (tmp_path / "deploy/tflite/float32.tflite").is_file()
+
+
+@pytest.fixture(scope="module")
+def determinant_model(tmp_path_factory) -> pathlib.Path:
+    """A SavedModel whose serving signature uses MatrixDeterminant, which the LiteRT builtins lack."""
+    import tensorflow as tf
+
+    class Determinant(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.uint8, name="images")])
+        def serve(self, images):
+            matrices = tf.reshape(tf.cast(images, tf.float32), [-1, 2, 2])
+            return {"probabilities": tf.expand_dims(tf.linalg.det(matrices), -1)}
+
+    folder = tmp_path_factory.mktemp("flex") / "saved_model"
+    module = Determinant()
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
+    return folder
+
+
+def test_flex_ops_fail_conversion_early_naming_the_ops(determinant_model, tmp_path, reliability):
+    """Without allow_flex the conversion stops with the op names; nothing is written."""
+    with pytest.raises(FlexOpsError, match=r"needs TF Select \(Flex\) ops the LiteRT builtins lack: MatrixDeterminant"):
+        convert_tflite(saved_model_dir=str(determinant_model), shards_dir="unused",
+                       output_path=str(tmp_path / "m.tflite"), variant="float32")  # fmt: skip
+
+    assert not (tmp_path / "m.tflite").exists()
+    reliability("a model needing Flex ops, Flex not allowed", "step tflite", "refused naming MatrixDeterminant", 0)
+
+
+def test_allowed_flex_ops_are_converted_and_listed(determinant_model, tmp_path):
+    """With allow_flex the model converts, and the file is reported as needing FlexMatrixDeterminant."""
+    convert_tflite(saved_model_dir=str(determinant_model), shards_dir="unused",
+                   output_path=str(tmp_path / "m.tflite"), variant="float32", allow_flex=True)  # fmt: skip
+
+    assert flex_ops_in(str(tmp_path / "m.tflite")) == ["FlexMatrixDeterminant"]

@@ -242,9 +242,10 @@ def tflite_params(config: dict[str, Any], experiment: str, variant: str) -> dict
     tflite = config["experiments"][experiment]["convert"]["tflite"]
     if variant not in TFLITE_VARIANTS:
         raise ConfigError(f"tflite variant {variant!r} is not one of {', '.join(TFLITE_VARIANTS)}")
+    settings = {"variant": variant, "allow_flex": tflite["allow_flex"]}
     if variant == "int8":
-        return {"variant": variant, "representative_examples": tflite["representative_examples"]}
-    return {"variant": variant}
+        settings["representative_examples"] = tflite["representative_examples"]
+    return settings
 
 
 def tfjs_enabled(config: dict[str, Any], experiment: str) -> bool:

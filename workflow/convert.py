@@ -10,6 +10,7 @@ deprecated `tf.lite.Interpreter`.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,10 +25,38 @@ from workflow.pipeline import load_arrays
 log = logging.getLogger(__name__)
 
 
+class FlexOpsError(ValueError):
+    """The model needs TF Select (Flex) ops and the config does not allow them."""
+
+
+def flex_ops_needed(message: str) -> list[str]:
+    """The TensorFlow ops a failed conversion says the LiteRT builtins lack ("TF Select ops: A, B")."""
+    found = set()
+    for line in re.findall(r"TF Select ops: ([^\n]+)", message):
+        found.update(name.strip() for name in line.split(",") if name.strip())
+    found.update(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", message))
+    return sorted(found)
+
+
+def flex_ops_in(path: str) -> list[str]:
+    """The Flex (TF Select) ops a TFLite model contains; [] for a builtins-only model."""
+    interpreter = Interpreter(model_path=path)
+    return sorted({op["op_name"] for op in interpreter._get_ops_details() if op["op_name"].startswith("Flex")})
+
+
 def convert_tflite(
-    *, saved_model_dir: str, shards_dir: str, output_path: str, variant: str, representative_examples: int = 0
+    *,
+    saved_model_dir: str,
+    shards_dir: str,
+    output_path: str,
+    variant: str,
+    representative_examples: int = 0,
+    allow_flex: bool = False,
 ) -> int:
-    """Write one TFLite variant atomically; return its size in bytes."""
+    """Write one TFLite variant atomically; return its size in bytes.
+
+    A model that needs Flex ops fails here, naming them, unless `allow_flex`.
+    """
     check_saved_model(saved_model_dir)
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SIGNATURE])
     if variant == "float16":
@@ -42,7 +71,21 @@ def convert_tflite(
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     elif variant != "float32":
         raise ValueError(f"tflite variant {variant!r} is not one of float32, float16, dynamic_range, int8")
-    flatbuffer = converter.convert()
+    try:
+        flatbuffer = converter.convert()
+    except Exception as error:  # tf.lite's ConverterError; anything else is re-raised below
+        needed = flex_ops_needed(str(error))
+        if not needed:
+            raise
+        if not allow_flex:
+            raise FlexOpsError(
+                f"{saved_model_dir}: the {variant} TFLite model needs TF Select (Flex) ops the LiteRT builtins "
+                f"lack: {', '.join(needed)}. Set convert.tflite.allow_flex: true to convert them anyway (apps "
+                "then need the Flex delegate), or replace those ops in the model."
+            ) from None
+        log.warning("%s: converting with TF Select (Flex) ops: %s", output_path, ", ".join(needed))
+        converter.target_spec.supported_ops = [*converter.target_spec.supported_ops, tf.lite.OpsSet.SELECT_TF_OPS]
+        flatbuffer = converter.convert()
     with atomic_path(output_path) as temporary:
         temporary.write_bytes(flatbuffer)
     log.info("%s: %d bytes", output_path, len(flatbuffer))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from workflow.atomic import write_json
-from workflow.convert import predict_tflite
+from workflow.convert import flex_ops_in, predict_tflite
 from workflow.export import predict_saved_model
 from workflow.pipeline import load_arrays
 from workflow.tfjs import predict_tfjs
@@ -60,11 +60,13 @@ def measure_parity(
     }
     for name, (predict, size) in predictors.items():
         probabilities = in_chunks(predict, test["images"])
-        entry = {
+        entry: dict[str, Any] = {
             **compare(reference[:golden], probabilities[:golden], labels[:golden]),
             **{f"test_{key}": value for key, value in compare(reference, probabilities, labels).items()},
             "bytes": size,
         }
+        if name != "tfjs":
+            entry["flex_ops"] = flex_ops_in(next(path for path in tflite_paths if pathlib.Path(path).stem == name))
         entry["accuracy_drop"] = report["saved_model"]["test_accuracy"] - entry["test_accuracy"]
         report["formats"][name] = entry
         log.info("%s: %s", name, entry)
