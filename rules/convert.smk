@@ -24,7 +24,9 @@ rule tfjs:
     input:
         saved_model=f"{RUN}/saved_model",
         env=f"{RESULTS}/envs/tfjs.json",
-        code=code("workflow.tfjs"),
+        node_env=f"{RESULTS}/envs/node.json",  # the pinned tf.min.js for the demo page
+        shards=shards_of,  # the demo page's test images
+        code=code("workflow.tfjs", extra=("js/demo.html",)),
     output:
         directory(f"{RUN}/tfjs"),
     conda:

@@ -10,4 +10,6 @@ convert_tfjs(
     saved_model_dir=snakemake.input.saved_model,
     env_manifest=snakemake.input.env,
     output_dir=snakemake.output[0],
+    node_manifest=snakemake.input.node_env,
+    shards_dir=snakemake.input.shards,
 )

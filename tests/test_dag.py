@@ -12,6 +12,7 @@ import os
 import pathlib
 import re
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -168,6 +169,30 @@ def test_export_signature_is_named(finished):
     assert "inputs['images']" in shown and "DT_UINT8" in shown
     assert "outputs['probabilities']" in shown and "outputs['class_id']" in shown
     assert "Method name is: tensorflow/serving/predict" in shown
+
+
+def test_saved_model_cli_run_gives_the_saved_models_predictions(finished, tmp_path):
+    """`saved_model_cli run` on the published model, with 16 test images, returns what the SavedModel predicts."""
+    import sys
+
+    from workflow.export import predict_saved_model
+    from workflow.pipeline import load_arrays
+
+    published = finished / "results/deploy/digits_cnn/digits_cnn/1"
+    images = load_arrays(str(finished / "results/datasets/digits/shards"), "test", limit=16)["images"]
+    np.save(tmp_path / "images.npy", images)
+    cli = pathlib.Path(sys.executable).parent / "saved_model_cli"
+
+    result = subprocess.run(
+        [str(cli), "run", "--dir", str(published), "--tag_set", "serve", "--signature_def", "serving_default",
+         "--inputs", f"images={tmp_path / 'images.npy'}", "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = predict_saved_model(published, images)
+    np.testing.assert_allclose(np.load(tmp_path / "out/probabilities.npy"), expected, atol=1e-6)
+    assert np.array_equal(np.load(tmp_path / "out/class_id.npy"), expected.argmax(axis=1))
 
 
 def test_every_job_left_a_log_and_a_benchmark(finished):
@@ -340,3 +365,45 @@ def test_two_experiments_on_one_dataset_prepare_it_once(tmp_path):
     jobs = planned_jobs(snakemake(folder, "-n"))
 
     assert (jobs["download"], jobs["tfrecord"], jobs["train"]) == (1, 1, 2)
+
+
+def test_tfjs_demo_page_in_chromium_predicts_what_the_saved_model_does(finished, tmp_path):
+    """The published TF.js folder's index.html, served on 127.0.0.1 and opened in headless Chromium
+    (the pinned tf.min.js, no network), classifies its sample images as the SavedModel does."""
+    import functools
+    import http.server
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    from workflow.export import predict_saved_model
+
+    chromium = require_tool("chromium", "apt-get install chromium")
+    deploy = finished / "results/deploy/digits_cnn"
+    samples = json.loads((deploy / "tfjs/samples.json").read_text())
+    images = np.asarray(samples["data"], dtype=np.uint8).reshape(samples["shape"])
+    expected = predict_saved_model(deploy / "digits_cnn/1", images)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(deploy / "tfjs"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    requests = []
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=chromium, headless=True, args=["--headless", *CHROMIUM_ARGS]
+            )
+            page = context.new_page()
+            page.on("request", lambda request: requests.append(request.url))
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html?backend=cpu")
+            page.wait_for_selector("#predictions[data-ready]", state="attached", timeout=60_000)
+            shown = json.loads(page.locator("#predictions").text_content())
+            status = page.locator("#status").text_content()
+            context.close()
+    finally:
+        server.shutdown()
+
+    assert "error" not in shown, shown
+    assert shown["backend"] == "cpu" and status.startswith(f"{len(images)} test images")
+    np.testing.assert_allclose(np.asarray(shown["probabilities"]), expected, atol=1e-4)
+    assert np.array_equal(np.asarray(shown["probabilities"]).argmax(axis=1), expected.argmax(axis=1))
+    assert all(url.startswith("http://127.0.0.1:") for url in requests), requests  # no CDN, nothing outside

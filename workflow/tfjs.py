@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import pathlib
+import shutil
 import subprocess
 import tempfile
 from typing import Any
@@ -20,13 +21,25 @@ import numpy as np
 
 from workflow.atomic import atomic_path, read_json
 from workflow.export import INPUT_NAME, SIGNATURE, check_saved_model
+from workflow.pipeline import load_arrays
 
 log = logging.getLogger(__name__)
 PREDICT_SCRIPT = pathlib.Path(__file__).resolve().parent / "js" / "tfjs_predict.cjs"
 
 
-def convert_tfjs(*, saved_model_dir: str, env_manifest: str, output_dir: str) -> list[str]:
-    """Run `tensorflowjs_converter` into `output_dir` atomically; return the files written."""
+def convert_tfjs(
+    *,
+    saved_model_dir: str,
+    env_manifest: str,
+    output_dir: str,
+    node_manifest: str | None = None,
+    shards_dir: str | None = None,
+    demo_examples: int = 8,
+) -> list[str]:
+    """Run `tensorflowjs_converter` into `output_dir` atomically; return the files written.
+
+    With `node_manifest` and `shards_dir`, also a static demo page beside the model (write_demo_page).
+    """
     check_saved_model(saved_model_dir)
     env = read_json(env_manifest)
     converter = pathlib.Path(env["bin"]) / "tensorflowjs_converter"
@@ -47,8 +60,36 @@ def convert_tfjs(*, saved_model_dir: str, env_manifest: str, output_dir: str) ->
         rewritten = unfuse_unsupported_activations(temporary / "model.json")
         if rewritten:
             log.info("split %d fused activations TF.js lacks: %s", len(rewritten), ", ".join(rewritten))
+        if node_manifest and shards_dir:
+            write_demo_page(temporary, node_manifest, shards_dir, demo_examples)
         files = sorted(path.name for path in temporary.iterdir())
     return files
+
+
+DEMO_PAGE = pathlib.Path(__file__).with_name("js") / "demo.html"
+
+
+def write_demo_page(folder: pathlib.Path, node_manifest: str, shards_dir: str, examples: int) -> None:
+    """index.html that loads model.json with the pinned @tensorflow/tfjs (tf.min.js from the locked npm
+    packages, never a CDN) and classifies `examples` test images shipped in samples.json."""
+    node = read_json(node_manifest)
+    bundle = pathlib.Path(node["node_path"]) / "@tensorflow" / "tfjs" / "dist" / "tf.min.js"
+    if not bundle.is_file():
+        raise FileNotFoundError(f"{bundle}: the pinned @tensorflow/tfjs bundle is missing; rebuild the node_env step")
+    shutil.copy2(bundle, folder / "tf.min.js")
+    shutil.copy2(DEMO_PAGE, folder / "index.html")
+    sample = load_arrays(shards_dir, "test", limit=examples)
+    images = sample["images"].astype(np.int32)
+    (folder / "samples.json").write_text(
+        json.dumps(
+            {
+                "input": INPUT_NAME,
+                "shape": list(images.shape),
+                "data": images.ravel().tolist(),
+                "labels": sample["labels"].tolist(),
+            }
+        )  # fmt: skip
+    )
 
 
 # Activations TF.js kernels can run fused into a MatMul or Conv2D (tfjs-backend-cpu applyActivation).
