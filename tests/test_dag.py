@@ -127,7 +127,8 @@ def test_report_lists_every_run(finished):
     assert "| digits_cnn | 0 | digits | cnn |" in markdown
     assert re.search(r"\| digits_cnn \| 1 \| accuracy \| 0\.9500 \| 0\.9\d+ \| 0\.0000 \| 0\.0\d+ \| pass \|", markdown)
     assert rows[1].split(",")[8] == "pass"
-    assert page.count("<tr>") == 1 + 2 + 1 + len(RUNS)
+    # header + summary rows, header + run rows, header + 6 formats (SavedModel, 4 TFLite, TF.js) per run
+    assert page.count("<tr>") == 1 + 2 + 1 + len(RUNS) + 1 + 6 * len(RUNS)
     assert "id='reproduction-table'" in page
 
 
@@ -407,3 +408,17 @@ def test_tfjs_demo_page_in_chromium_predicts_what_the_saved_model_does(finished,
     np.testing.assert_allclose(np.asarray(shown["probabilities"]), expected, atol=1e-4)
     assert np.array_equal(np.asarray(shown["probabilities"]).argmax(axis=1), expected.argmax(axis=1))
     assert all(url.startswith("http://127.0.0.1:") for url in requests), requests  # no CDN, nothing outside
+
+
+def test_report_lists_size_and_latency_per_format(finished):
+    """parity.json and the report give every format's bytes and single-example latency (LiteRT 1 thread, Node)."""
+    parity = json.loads((finished / "results/runs/digits_cnn/seed0/parity.json").read_text())
+    markdown = (finished / "results/report/reproduction.md").read_text()
+
+    assert parity["saved_model"]["latency_ms"] > 0
+    for name, entry in parity["formats"].items():
+        assert entry["bytes"] > 0 and entry["latency_ms"] > 0, name
+    assert parity["formats"]["int8"]["bytes"] < parity["formats"]["float32"]["bytes"]
+    table = markdown.split("## Deployable formats", 1)[1]
+    for name in ("saved_model", "float32", "float16", "dynamic_range", "int8", "tfjs"):
+        assert f"| digits_cnn | 0 | {name} |" in table, name

@@ -3,7 +3,8 @@
 Per format, on the golden batch (the first `batch_size` examples of the test split): the largest
 absolute difference of output probabilities against the SavedModel and the share of examples
 with the same top-1 class; on the whole test split: accuracy next to the SavedModel's, its drop,
-top-1 agreement and max abs diff; and the file size. The step only measures: the deployment gate
+top-1 agreement and max abs diff; the file size and single-example latency (workflow/latency.py).
+The step only measures: the deployment gate
 (workflow/gate.py) judges the numbers against the budgets, so a budget change reruns the gate
 alone.
 """
@@ -20,8 +21,9 @@ import numpy as np
 from workflow.atomic import write_json
 from workflow.convert import flex_ops_in, predict_tflite
 from workflow.export import predict_saved_model
+from workflow.latency import saved_model_latency_ms, tflite_latency_ms
 from workflow.pipeline import load_arrays
-from workflow.tfjs import predict_tfjs
+from workflow.tfjs import predict_tfjs, tfjs_latency_ms
 
 log = logging.getLogger(__name__)
 CHUNK = 1024  # examples per LiteRT / Node call, to bound memory on large test splits
@@ -42,12 +44,21 @@ def measure_parity(
     labels = test["labels"]
     golden = min(batch_size, len(labels))
     reference = in_chunks(lambda images: predict_saved_model(saved_model_dir, images), test["images"])
-    predictors: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {
-        pathlib.Path(path).stem: (lambda images, path=path: predict_tflite(path, images), _size(path))
+    image = test["images"][0]
+    predictors: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int, Callable[[], float]]] = {
+        pathlib.Path(path).stem: (
+            lambda images, path=path: predict_tflite(path, images),
+            _size(path),
+            lambda path=path: tflite_latency_ms(path, image),
+        )
         for path in tflite_paths
     }
     if tfjs_dir is not None and node_manifest is not None:
-        predictors["tfjs"] = (lambda images: predict_tfjs(tfjs_dir, images, node_manifest), _size(tfjs_dir))
+        predictors["tfjs"] = (
+            lambda images: predict_tfjs(tfjs_dir, images, node_manifest),
+            _size(tfjs_dir, pattern="*.bin") + _size(f"{tfjs_dir}/model.json"),
+            lambda: tfjs_latency_ms(tfjs_dir, image, node_manifest),
+        )
     report: dict[str, Any] = {
         "golden_examples": golden,
         "test_examples": int(len(labels)),
@@ -55,15 +66,17 @@ def measure_parity(
             "golden_accuracy": accuracy(reference[:golden], labels[:golden]),
             "test_accuracy": accuracy(reference, labels),
             "bytes": _size(saved_model_dir),
+            "latency_ms": saved_model_latency_ms(saved_model_dir, image),
         },
         "formats": {},
     }
-    for name, (predict, size) in predictors.items():
+    for name, (predict, size, latency) in predictors.items():
         probabilities = in_chunks(predict, test["images"])
         entry: dict[str, Any] = {
             **compare(reference[:golden], probabilities[:golden], labels[:golden]),
             **{f"test_{key}": value for key, value in compare(reference, probabilities, labels).items()},
             "bytes": size,
+            "latency_ms": latency(),
         }
         if name != "tfjs":
             entry["flex_ops"] = flex_ops_in(next(path for path in tflite_paths if pathlib.Path(path).stem == name))
@@ -78,9 +91,12 @@ def in_chunks(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray) -
     return np.concatenate([predict(images[start : start + CHUNK]) for start in range(0, len(images), CHUNK)])
 
 
-def _size(path: str) -> int:
+def _size(path: str, pattern: str = "*") -> int:
+    """Bytes of a file, or of a folder's files matching `pattern` (the model's, not a demo page's)."""
     target = pathlib.Path(path)
-    return sum(f.stat().st_size for f in target.rglob("*") if f.is_file()) if target.is_dir() else target.stat().st_size
+    if not target.is_dir():
+        return target.stat().st_size
+    return sum(f.stat().st_size for f in target.rglob(pattern) if f.is_file())
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:

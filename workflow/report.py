@@ -22,6 +22,10 @@ COLUMNS = (
     "experiment", "seed", "dataset", "model", "accuracy", "error", "loss", "target", "verdict", "margin",
     "parity", "worst_format", "train_seconds", "examples_per_second",
 )  # fmt: skip
+FORMAT_COLUMNS = (
+    "experiment", "seed", "format", "bytes", "latency_ms", "test_accuracy", "accuracy_drop", "max_abs_diff",
+    "flex_ops",
+)  # fmt: skip
 SUMMARY_COLUMNS = (
     "experiment", "seeds", "metric", "paper", "mean", "std", "margin", "verdict", "source",
 )  # fmt: skip
@@ -34,9 +38,10 @@ def write_report(
     runs = [load_run(pathlib.Path(folder)) for folder in run_dirs]
     rows = [run_row(run, experiments) for run in runs]
     summary = summarize(rows, experiments)
+    formats = [row for run in runs for row in format_rows(run)]
     write_text(table_paths["csv"], to_csv(COLUMNS, rows))
-    write_text(table_paths["markdown"], to_markdown(title, rows, summary))
-    write_text(table_paths["html"], to_html(title, rows, summary))
+    write_text(table_paths["markdown"], to_markdown(title, rows, summary, formats))
+    write_text(table_paths["html"], to_html(title, rows, summary, formats))
     with atomic_path(figures_dir) as temporary:
         temporary.mkdir()
         write_figures(temporary, runs)
@@ -81,6 +86,22 @@ def run_row(run: dict[str, Any], experiments: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def format_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per deployable format of a run: size, single-example latency, full test-split accuracy and its drop."""
+    parity = run["parity"]
+    if not parity:
+        return []
+    reference = parity["saved_model"]
+    rows = [{"format": "saved_model", "test_accuracy": reference["test_accuracy"], "accuracy_drop": 0.0,
+             "max_abs_diff": 0.0, "flex_ops": "", **reference}]  # fmt: skip
+    for name, entry in parity["formats"].items():
+        rows.append({**entry, "format": name, "flex_ops": ", ".join(entry.get("flex_ops", [])) or "none"})
+    return [
+        {"experiment": run["experiment"], "seed": run["seed"], **{key: row.get(key, "") for key in FORMAT_COLUMNS[2:]}}
+        for row in rows
+    ]
+
+
 def _largest_drop(parity: dict[str, Any]) -> str:
     name = max(parity["formats"], key=lambda fmt: parity["formats"][fmt]["accuracy_drop"])
     return f"{name} -{100 * parity['formats'][name]['accuracy_drop']:.2f} pts"
@@ -122,15 +143,24 @@ def to_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    """Floats with 4 decimals, and small ones with 3 significant digits, so a margin of -0.00003 does not
+    print as -0.0000 next to a "fail"."""
+    if not isinstance(value, float):
+        return str(value)
+    return f"{value:.4f}" if value == 0 or abs(value) >= 0.001 else f"{value:.3g}"
 
 
-def to_markdown(title: str, rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str:
-    """The summary across seeds, then the per-run table, as Markdown."""
+def to_markdown(
+    title: str, rows: list[dict[str, Any]], summary: list[dict[str, Any]], formats: list[dict[str, Any]] = ()
+) -> str:
+    """The summary across seeds, the per-run table and the deployable formats, as Markdown."""
     lines = [f"# {title}", "", "## Reproduction (verdict on the mean over seeds)", ""]
     lines += _markdown_table(SUMMARY_COLUMNS, summary)
     lines += ["", "## Runs", ""]
     lines += _markdown_table(COLUMNS, rows)
+    if formats:
+        lines += ["", "## Deployable formats (size, single-example latency, whole test split)", ""]
+        lines += _markdown_table(FORMAT_COLUMNS, list(formats))
     return "\n".join(lines) + "\n"
 
 
@@ -140,7 +170,9 @@ def _markdown_table(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> lis
     return lines
 
 
-def to_html(title: str, rows: list[dict[str, Any]], summary: list[dict[str, Any]]) -> str:
+def to_html(
+    title: str, rows: list[dict[str, Any]], summary: list[dict[str, Any]], formats: list[dict[str, Any]] = ()
+) -> str:
     """A self-contained HTML page with both tables; pass and fail cells are coloured."""
     style = (
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
@@ -154,6 +186,8 @@ def to_html(title: str, rows: list[dict[str, Any]], summary: list[dict[str, Any]
         _html_table(SUMMARY_COLUMNS, summary, "reproduction-table"),
         "<h2>Runs</h2>",
         _html_table(COLUMNS, rows, "runs-table"),
+        "<h2>Deployable formats</h2>" if formats else "",
+        _html_table(FORMAT_COLUMNS, list(formats), "formats-table") if formats else "",
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

@@ -122,6 +122,15 @@ def unfuse_unsupported_activations(model_json: pathlib.Path) -> list[str]:
 
 def predict_tfjs(model_dir: str, images: np.ndarray, node_manifest: str) -> np.ndarray:
     """Probabilities from a TF.js graph model, computed by Node.js."""
+    return _run_node(model_dir, images, node_manifest)[0]
+
+
+def tfjs_latency_ms(model_dir: str, image: np.ndarray, node_manifest: str, repeats: int = 30) -> float:
+    """Median time of one single-example run of the TF.js model in Node.js (pure-JS CPU backend)."""
+    return _run_node(model_dir, image[None], node_manifest, repeats)[1]
+
+
+def _run_node(model_dir: str, images: np.ndarray, node_manifest: str, repeats: int = 0) -> tuple[np.ndarray, float]:
     node = read_json(node_manifest)
     with tempfile.TemporaryDirectory(prefix="tfjs-") as folder:
         input_path, output_path = pathlib.Path(folder, "input.json"), pathlib.Path(folder, "output.json")
@@ -133,7 +142,8 @@ def predict_tfjs(model_dir: str, images: np.ndarray, node_manifest: str) -> np.n
         }
         input_path.write_text(json.dumps(batch))
         result = subprocess.run(
-            [node["node"], str(PREDICT_SCRIPT), str(model_dir), str(input_path), str(output_path)],
+            [node["node"], str(PREDICT_SCRIPT), str(model_dir), str(input_path), str(output_path)]
+            + ([str(repeats)] if repeats else []),
             capture_output=True,
             text=True,
             check=False,
@@ -143,4 +153,5 @@ def predict_tfjs(model_dir: str, images: np.ndarray, node_manifest: str) -> np.n
             raise RuntimeError(f"TF.js prediction in Node.js failed for {model_dir}:\n{result.stderr[-3000:]}")
         outputs: dict[str, Any] = json.loads(output_path.read_text())
     probabilities = outputs["probabilities"]
-    return np.asarray(probabilities["data"], dtype=np.float32).reshape(probabilities["shape"])
+    values = np.asarray(probabilities["data"], dtype=np.float32).reshape(probabilities["shape"])
+    return values, float(outputs.get("latency_ms", float("nan")))

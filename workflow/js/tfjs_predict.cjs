@@ -1,5 +1,7 @@
 // Runs a TF.js graph model on a batch in Node.js with the pure-JS CPU backend and writes its outputs.
-// Usage: node tfjs_predict.cjs <model_dir> <input.json> <output.json>
+// Usage: node tfjs_predict.cjs <model_dir> <input.json> <output.json> [latency_repeats]
+// With latency_repeats, also times that many single-example runs (after one warm-up) and writes
+// their median in milliseconds as "latency_ms".
 // input.json: {"name": "images", "dtype": "int32", "shape": [n, h, w, c], "data": [...]}
 // output.json: {"<output name>": {"shape": [...], "data": [...]}, "backend": "cpu", "tfjs": "<version>"}
 // @tensorflow/tfjs is resolved through NODE_PATH, which points at the cached Node environment.
@@ -38,7 +40,7 @@ function fileHandler(modelDir) {
 }
 
 async function main() {
-  const [modelDir, inputPath, outputPath] = process.argv.slice(2);
+  const [modelDir, inputPath, outputPath, repeats] = process.argv.slice(2);
   if (!outputPath) {
     throw new Error("usage: node tfjs_predict.cjs <model_dir> <input.json> <output.json>");
   }
@@ -52,6 +54,18 @@ async function main() {
   (Array.isArray(tensors) ? tensors : [tensors]).forEach((tensor, i) => {
     result[outputNames[i]] = { shape: tensor.shape, data: Array.from(tensor.dataSync()) };
   });
+  if (repeats) {
+    const single = input.slice([0], [1]);
+    const times = [];
+    for (let i = 0; i <= Number(repeats); i++) {
+      const started = process.hrtime.bigint();
+      const out = model.execute({ [batch.name]: single }, outputNames);
+      (Array.isArray(out) ? out : [out]).forEach((t) => { t.dataSync(); t.dispose(); });
+      if (i > 0) times.push(Number(process.hrtime.bigint() - started) / 1e6);
+    }
+    times.sort((a, b) => a - b);
+    result.latency_ms = times[Math.floor(times.length / 2)];
+  }
   fs.writeFileSync(outputPath, JSON.stringify(result));
 }
 
