@@ -44,10 +44,10 @@ DECLARED = {  # every declared output of the killed job: none may survive its fa
 
 
 def one_run_config(folder: pathlib.Path) -> str:
-    """The default config reduced to digits_mlp for 3 epochs."""
+    """The default config reduced to digits_mlp for 2 epochs."""
     config = yaml.safe_load((folder / "configs/default.yaml").read_text())
     config["experiments"] = {"digits_mlp": {**config["experiments"]["digits_mlp"]}}
-    config["experiments"]["digits_mlp"]["train"] = {**config["experiments"]["digits_mlp"].get("train", {}), "epochs": 3}
+    config["experiments"]["digits_mlp"]["train"] = {**config["experiments"]["digits_mlp"].get("train", {}), "epochs": 2}
     (folder / "one.yaml").write_text(yaml.safe_dump(config))
     return "one.yaml"
 

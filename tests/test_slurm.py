@@ -246,7 +246,7 @@ def test_sigterm_through_slurm_checkpoints_and_the_retry_resumes(cluster, tmp_pa
     folder = copy_repository(tmp_path / "repo")
     config = {"experiments": {"digits_term": {
         "dataset": "digits", "model": {"name": "mlp", "hidden_units": [512, 512]},  # about 1 s per epoch
-        "train": {"epochs": 30, "batch_size": 8, "optimizer": {"name": "adam", "learning_rate": 0.0003}},
+        "train": {"epochs": 12, "batch_size": 8, "optimizer": {"name": "adam", "learning_rate": 0.0003}},
     }}}  # fmt: skip
     (folder / "term.yaml").write_text(yaml.safe_dump(config))
     target = "results/runs/digits_term/seed0/metrics.json"
