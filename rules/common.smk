@@ -24,6 +24,11 @@ def code(*modules, extra=()):
     return [repo_path(path) for path in code_files(*modules, extra=extra)]
 
 
+def modules(rule_name):
+    """Environment modules for `--sdm env-modules`, from the config's `envmodules`."""
+    return cfg.envmodules(CONFIG, rule_name)
+
+
 def log_path(rule_name, name):
     return f"{RESULTS}/logs/{rule_name}/{name}.log"
 

@@ -12,6 +12,8 @@ rule tflite:
         config=lambda wildcards: cfg.tflite_params(CONFIG, wildcards.exp, wildcards.variant),
     conda:
         "../envs/main.yaml"
+    envmodules:
+        *modules("tflite"),
     log:
         log_path("tflite", "{exp}/seed{seed}/{variant}"),
     benchmark:
@@ -31,6 +33,8 @@ rule tfjs:
         directory(f"{RUN}/tfjs"),
     conda:
         "../envs/main.yaml"
+    envmodules:
+        *modules("tfjs"),
     log:
         log_path("tfjs", "{exp}/seed{seed}"),
     benchmark:
@@ -52,6 +56,8 @@ rule parity:
         config=lambda wildcards: cfg.parity_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"
+    envmodules:
+        *modules("parity"),
     log:
         log_path("parity", "{exp}/seed{seed}"),
     benchmark:

@@ -15,6 +15,8 @@ rule download:
         data_dir=lambda wildcards: f"{RESULTS}/datasets/{wildcards.dataset}/tfds",
     conda:
         "../envs/main.yaml"
+    envmodules:
+        *modules("download"),
     log:
         log_path("download", "{dataset}"),
     benchmark:
@@ -33,6 +35,8 @@ rule tfrecord:
         sharding=lambda wildcards: cfg.tfrecord_params(CONFIG, wildcards.dataset),
     conda:
         "../envs/main.yaml"
+    envmodules:
+        *modules("tfrecord"),
     log:
         log_path("tfrecord", "{dataset}"),
     benchmark:

@@ -12,6 +12,8 @@ rule gate:
         config=lambda wildcards: cfg.gate_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"
+    envmodules:
+        *modules("gate"),
     log:
         log_path("gate", "{exp}/seed{seed}"),
     benchmark:

@@ -12,6 +12,8 @@ rule evaluate:
         config=lambda wildcards: cfg.evaluate_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"
+    envmodules:
+        *modules("evaluate"),
     log:
         log_path("evaluate", "{exp}/seed{seed}"),
     benchmark:
@@ -33,6 +35,8 @@ rule manifest:
         config=lambda wildcards: cfg.manifest_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"
+    envmodules:
+        *modules("manifest"),
     log:
         log_path("manifest", "{exp}/seed{seed}"),
     benchmark:

@@ -11,6 +11,8 @@ rule export:
         info=f"{RUN}/export.json",
     conda:
         "../envs/main.yaml"
+    envmodules:
+        *modules("export"),
     log:
         log_path("export", "{exp}/seed{seed}"),
     benchmark:

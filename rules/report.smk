@@ -27,6 +27,8 @@ rule report:
         run_dirs=[RUN.format(exp=exp, seed=seed) for exp, seed in cfg.runs(CONFIG)],
     conda:
         "../envs/main.yaml"
+    envmodules:
+        *modules("report"),
     log:
         log_path("report", "report"),
     benchmark:

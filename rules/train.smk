@@ -29,6 +29,8 @@ rule train:
         slurm_extra=train_resource("slurm_extra"),
     conda:
         "../envs/main.yaml"
+    envmodules:
+        *modules("train"),
     log:
         log_path("train", "{exp}/seed{seed}"),
     benchmark:

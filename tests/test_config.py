@@ -96,7 +96,7 @@ def test_unknown_top_level_key_lists_allowed_keys():
     """A misspelt top-level key is refused, and the message lists what is allowed."""
     bad = {**copy.deepcopy(MINIMAL), "experiment": {}}
 
-    with pytest.raises(cfg.ConfigError, match="allowed keys: datasets, experiments, report"):
+    with pytest.raises(cfg.ConfigError, match="allowed keys: datasets, envmodules, experiments, report"):
         cfg.load_config(bad)
 
 

@@ -259,6 +259,12 @@ def parity_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     return {"batch_size": config["experiments"][experiment]["parity"]["batch_size"]}
 
 
+def envmodules(config: dict[str, Any], rule_name: str) -> list[str]:
+    """The modules a step loads under `--sdm env-modules`: those for every step, then its own."""
+    modules = config.get("envmodules", {})
+    return [*modules.get("all", []), *modules.get(rule_name, [])]
+
+
 @_sorted_keys
 def gate_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     """The budgets of the formats this experiment produces, and the publish override."""

@@ -40,6 +40,8 @@ def write_manifest(
             },
         },
         "slurm": {"train_job_id": train["host"].get("slurm_job_id"), "manifest_job_id": os.environ.get("SLURM_JOB_ID")},
+        # Set by Lmod and Tcl modules when the step ran with `--sdm env-modules`.
+        "modules": os.environ.get("LOADEDMODULES") or None,
         "results": {"accuracy": metrics["accuracy"], "error": metrics["error"], "verdict": metrics["verdict"]},
     }
     write_json(manifest_path, manifest)
