@@ -104,3 +104,15 @@ def test_no_unsafe_loading_anywhere():
     loads = [text.count("load_model(") for text in sources.values()]
     safe = [text.count("safe_mode=True") for text in sources.values()]
     assert sum(loads) and sum(safe) >= sum(loads), "every keras load_model passes safe_mode=True"
+
+
+def test_config_checker_names_file_tag_and_line_where_snakemake_does_not(tmp_path):
+    """`python -m workflow.config FILE` names the Python tag, the file and the line; a good file passes."""
+    bad = tmp_path / "tagged.yaml"
+    bad.write_text(BASE + "experiments: {x: {dataset: digits, model: {name: !!python/object/apply:os.getpid []}}}\n")
+
+    result = run(sys.executable, "-m", "workflow.config", str(bad), str(REPO / "configs/default.yaml"))
+
+    assert result.returncode == 1
+    assert "python/object/apply:os.getpid" in result.stderr and f'"{bad}", line 2' in result.stderr, result.stderr
+    assert "configs/default.yaml: ok (2 experiments, 2 runs)" in result.stdout

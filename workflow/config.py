@@ -312,3 +312,31 @@ def config_hash(value: Any) -> str:
     """A short stable hash of a JSON-able value (keys sorted), for checkpoint folders."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m workflow.config FILE...`: check config files as `--replace-workflow-config` would use them.
+
+    Names the file, key and value of every problem, including the line of a YAML tag, which
+    Snakemake's own `--configfile` loader refuses without saying where.
+    """
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print("usage: python -m workflow.config FILE...", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in paths:
+        try:
+            config = load_config(load_yaml(path))
+        except ConfigError as error:
+            print(f"{path}: {error}" if not str(error).startswith(str(path)) else str(error), file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{path}: ok ({len(config['experiments'])} experiments, {len(runs(config))} runs)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
