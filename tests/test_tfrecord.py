@@ -57,6 +57,7 @@ def test_validation_is_carved_only_when_missing():
     """A dataset without validation gets the last percent of train; one with it keeps its own."""
     assert source_splits({"train", "test"}, 15) == {"train": "train[:85%]", "validation": "train[85%:]", "test": "test"}
     assert source_splits({"train", "validation", "test"}, 15)["validation"] == "validation"
+    assert source_splits({"train", "test"}, 0) == {"train": "train", "test": "test"}  # no validation split
     with pytest.raises(ValueError, match="needs train and test splits, has: train"):
         source_splits({"train"}, 10)
 

@@ -77,3 +77,28 @@ def test_train_config_refuses_unknown_fields():
     """The frozen dataclass refuses keys it does not know, so a stale params slice fails loudly."""
     with pytest.raises(TypeError, match="unexpected keyword argument 'epochz'"):
         TrainConfig(epochz=1)
+
+
+def test_without_a_validation_split_training_uses_every_train_example(digits_prepared, tmp_path):
+    """validation_percent: 0 shards train whole (1,437 examples) with no validation split; training runs
+    and its history has no validation metrics."""
+    import subprocess
+    import sys
+
+    from workflow.tfrecord import convert
+
+    shards = tmp_path / "shards"
+    spec = convert(manifest_path=digits_prepared["manifest"], output_dir=str(shards),
+                   shards={"train": 2, "validation": 1, "test": 1}, validation_percent=0)  # fmt: skip
+    arguments = {"shards_dir": str(shards), "model_path": str(tmp_path / "model.keras"),
+                 "history_path": str(tmp_path / "history.json"), "info_path": str(tmp_path / "train.json"),
+                 "tensorboard_dir": str(tmp_path / "tb"), "checkpoint_root": str(tmp_path / "ckpt"),
+                 "params": train_params(epochs=2), "seed": 0}  # fmt: skip
+    program = f"import json; from workflow.train import train; train(**json.loads({json.dumps(arguments)!r}))"
+
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(spec["splits"]) == ["test", "train"] and spec["splits"]["train"]["examples"] == 1437
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["loss"]) == 2 and not any(key.startswith("val_") for key in history)

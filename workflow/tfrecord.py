@@ -72,6 +72,8 @@ def source_splits(available: set[str], validation_percent: int) -> dict[str, str
         raise ValueError(f"dataset needs train and test splits, has: {', '.join(sorted(available))}")
     if "validation" in available:
         return {"train": "train", "validation": "validation", "test": "test"}
+    if validation_percent == 0:  # train on the whole train split (as LeNet-5's paper does); no validation
+        return {"train": "train", "test": "test"}
     keep = 100 - validation_percent
     return {"train": f"train[:{keep}%]", "validation": f"train[{keep}%:]", "test": "test"}
 

@@ -116,7 +116,7 @@ def train(
                 initial_epoch=epoch,
                 epochs=epoch + 1,
                 steps_per_epoch=step_count,
-                validation_steps=steps["validation"] if steps["fixed"] else None,
+                validation_steps=steps["validation"] if steps["fixed"] and validation_data is not None else None,
                 verbose=0,
                 callbacks=[saver, keras.callbacks.TensorBoard(str(tensorboard_work), profile_batch=0), epoch_log],
             )
@@ -202,7 +202,7 @@ def set_up(config: TrainConfig, seed: int) -> None:
 
 def load_data(
     shards_dir: str, config: TrainConfig, seed: int, spec: dict[str, Any], workers: int = 1
-) -> tuple[Callable[[int], tf.data.Dataset], tf.data.Dataset, dict[str, Any]]:
+) -> tuple[Callable[[int], tf.data.Dataset], tf.data.Dataset | None, dict[str, Any]]:
     """Per epoch, the shuffled train split; the validation split; both batched to the global batch size; step counts.
 
     The train data of epoch k depends only on (seed, k), so a run resumed at epoch k sees what an
@@ -225,11 +225,13 @@ def load_data(
         )
         return dataset.repeat().with_options(shard_options(files, workers)) if workers > 1 else dataset
 
-    validation_data = make_dataset(shards_dir, "validation", config.batch_size)
+    has_validation = "validation" in spec["splits"]  # none with validation_percent: 0
+    validation_data = make_dataset(shards_dir, "validation", config.batch_size) if has_validation else None
     train_examples = spec["splits"]["train"]["examples"]
     steps = {"train": math.ceil(train_examples / config.batch_size), "validation": None, "fixed": workers > 1}
     if workers > 1:
         steps["train"] = max(1, train_examples // config.batch_size)
+    if workers > 1 and has_validation:
         steps["validation"] = max(1, spec["splits"]["validation"]["examples"] // config.batch_size)
         validation_files = len(spec["splits"]["validation"]["shards"])
         validation_data = validation_data.repeat().with_options(shard_options(validation_files, workers))
