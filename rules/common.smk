@@ -1,6 +1,6 @@
 # Paths and input functions shared by the rules. Logic lives in workflow/; these only choose paths.
 from workflow import config as cfg
-from workflow.codedeps import code_files
+from workflow.codedeps import code_digest
 
 RESULTS = "results"
 RUN = f"{RESULTS}/runs/{{exp}}/seed{{seed}}"
@@ -20,8 +20,8 @@ def repo_path(relative):
 
 
 def code(*modules, extra=()):
-    """The workflow/ files a step imports: editing one reruns the step."""
-    return [repo_path(path) for path in code_files(*modules, extra=extra)]
+    """Digest of the workflow/ files a step imports, as its `code` param: editing one reruns the step."""
+    return code_digest(*modules, extra=extra)
 
 
 def modules(rule_name):

@@ -5,10 +5,10 @@ rule tflite:
     input:
         saved_model=f"{RUN}/saved_model",
         shards=shards_of,
-        code=code("workflow.convert"),
     output:
         f"{RUN}/tflite/{{variant}}.tflite",
     params:
+        code=code("workflow.convert"),
         config=lambda wildcards: cfg.tflite_params(CONFIG, wildcards.exp, wildcards.variant),
     conda:
         "../envs/main.yaml"
@@ -28,9 +28,10 @@ rule tfjs:
         env=f"{RESULTS}/envs/tfjs.json",
         node_env=f"{RESULTS}/envs/node.json",  # the pinned tf.min.js for the demo page
         shards=shards_of,  # the demo page's test images
-        code=code("workflow.tfjs", extra=("js/demo.html",)),
     output:
         directory(f"{RUN}/tfjs"),
+    params:
+        code=code("workflow.tfjs", extra=("js/demo.html",)),
     conda:
         "../envs/main.yaml"
     envmodules:
@@ -49,10 +50,10 @@ rule parity:
         saved_model=f"{RUN}/saved_model",
         tflite=tflite_files,
         shards=shards_of,
-        code=code("workflow.parity", extra=("js/tfjs_predict.cjs",)),
     output:
         f"{RUN}/parity.json",
     params:
+        code=code("workflow.parity", extra=("js/tfjs_predict.cjs",)),
         config=lambda wildcards: cfg.parity_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"

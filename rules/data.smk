@@ -7,10 +7,10 @@ localrules:
 
 rule download:
     input:
-        code=code("workflow.datasets"),
     output:
         f"{RESULTS}/datasets/{{dataset}}/prepared.json",
     params:
+        code=code("workflow.datasets"),
         dataset=lambda wildcards: cfg.download_params(CONFIG, wildcards.dataset),
         data_dir=lambda wildcards: f"{RESULTS}/datasets/{wildcards.dataset}/tfds",
     conda:
@@ -28,10 +28,10 @@ rule download:
 rule tfrecord:
     input:
         manifest=f"{RESULTS}/datasets/{{dataset}}/prepared.json",
-        code=code("workflow.tfrecord"),
     output:
         directory(f"{RESULTS}/datasets/{{dataset}}/shards"),
     params:
+        code=code("workflow.tfrecord"),
         sharding=lambda wildcards: cfg.tfrecord_params(CONFIG, wildcards.dataset),
     conda:
         "../envs/main.yaml"

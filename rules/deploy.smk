@@ -5,10 +5,10 @@ rule gate:
     input:
         parity=f"{RUN}/parity.json",
         metrics=f"{RUN}/metrics.json",
-        code=code("workflow.gate"),
     output:
         f"{RUN}/deploy/verdict.json",
     params:
+        code=code("workflow.gate"),
         config=lambda wildcards: cfg.gate_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"
@@ -44,10 +44,10 @@ localrules:
 rule publish:
     input:
         unpack(published_run),
-        code=code("workflow.gate"),
     output:
         directory(f"{RESULTS}/deploy/{{exp}}"),
     params:
+        code=code("workflow.gate"),
         config=lambda wildcards: cfg.publish_params(CONFIG, wildcards.exp),
     log:
         log_path("publish", "{exp}"),

@@ -10,9 +10,10 @@ localrules:
 rule tfjs_env:
     input:
         pinned=repo_path("envs/tfjs.txt"),
-        code=code("workflow.envs"),
     output:
         f"{RESULTS}/envs/tfjs.json",
+    params:
+        code=code("workflow.envs"),
     conda:
         "../envs/main.yaml"
     log:
@@ -27,9 +28,10 @@ rule node_env:
     input:
         package=repo_path("envs/node/package.json"),
         lock=repo_path("envs/node/package-lock.json"),
-        code=code("workflow.envs"),
     output:
         f"{RESULTS}/envs/node.json",
+    params:
+        code=code("workflow.envs"),
     conda:
         "../envs/main.yaml"
     log:

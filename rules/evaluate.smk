@@ -5,10 +5,10 @@ rule evaluate:
     input:
         model=f"{RUN}/model.keras",
         shards=shards_of,
-        code=code("workflow.evaluate"),
     output:
         f"{RUN}/metrics.json",
     params:
+        code=code("workflow.evaluate"),
         config=lambda wildcards: cfg.evaluate_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"
@@ -28,10 +28,10 @@ rule manifest:
         metrics=f"{RUN}/metrics.json",
         prepared=prepared_of,
         shards=shards_of,
-        code=code("workflow.manifest"),
     output:
         f"{RUN}/manifest.json",
     params:
+        code=code("workflow.manifest"),
         config=lambda wildcards: cfg.manifest_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"

@@ -5,10 +5,11 @@ rule export:
     input:
         model=f"{RUN}/model.keras",
         shards=shards_of,
-        code=code("workflow.export"),
     output:
         saved_model=directory(f"{RUN}/saved_model"),
         info=f"{RUN}/export.json",
+    params:
+        code=code("workflow.export"),
     conda:
         "../envs/main.yaml"
     envmodules:

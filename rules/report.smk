@@ -11,7 +11,6 @@ rule report:
     input:
         # Not deploy/verdict.json: a budget change reruns the gate and publish, not the report.
         runs=[f"{RUN.format(exp=exp, seed=seed)}/{name}" for exp, seed in cfg.runs(CONFIG) for name in REPORTED],
-        code=code("workflow.report"),
     output:
         markdown=f"{RESULTS}/report/reproduction.md",
         csv=f"{RESULTS}/report/reproduction.csv",
@@ -23,6 +22,7 @@ rule report:
             caption="../docs/report/figures.rst",
         ),
     params:
+        code=code("workflow.report"),
         config=cfg.report_params(CONFIG),
         run_dirs=[RUN.format(exp=exp, seed=seed) for exp, seed in cfg.runs(CONFIG)],
     conda:

@@ -4,13 +4,13 @@
 rule train:
     input:
         shards=shards_of,
-        code=code("workflow.launch", "workflow.train"),
     output:
         model=f"{RUN}/model.keras",
         history=f"{RUN}/history.json",
         info=f"{RUN}/train.json",
         tensorboard=directory(f"{RUN}/tensorboard"),
     params:
+        code=code("workflow.launch", "workflow.train"),
         config=lambda wildcards: cfg.train_params(CONFIG, wildcards.exp),
         checkpoints=f"{RESULTS}/checkpoints/{{exp}}/seed{{seed}}",
     threads: 2

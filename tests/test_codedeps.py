@@ -11,7 +11,8 @@ def test_train_depends_on_models_and_pipeline_not_on_report():
 
     assert "workflow/models.py" in files
     assert "workflow/pipeline.py" in files
-    assert "workflow/tfrecord.py" in files
+    assert "workflow/shards.py" in files
+    assert "workflow/tfrecord.py" not in files  # the writer: it reruns the tfrecord step, not training
     assert "workflow/report.py" not in files
     assert "workflow/evaluate.py" not in files
 
@@ -28,3 +29,23 @@ def test_package_init_files_count_and_extras_are_added():
 def test_unknown_module_gives_nothing():
     """Modules outside the package are not code inputs."""
     assert code_files("numpy") == []
+
+
+def test_digest_follows_content_not_mtime(tmp_path, monkeypatch):
+    """The `code` param changes when an imported file's bytes change, and only then."""
+    import shutil
+
+    from workflow import codedeps
+
+    package = tmp_path / "workflow"
+    shutil.copytree(codedeps.PACKAGE_ROOT, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codedeps, "PACKAGE_ROOT", package)
+    codedeps._closure.cache_clear()
+    monkeypatch.setattr(codedeps, "_closure", codedeps._closure.__wrapped__)  # paths of the copy, uncached
+    digest = codedeps.code_digest.__wrapped__  # uncached: the test changes files between calls
+    before = digest("workflow.gate")
+    (package / "atomic.py").touch()
+    assert digest("workflow.gate") == before
+    (package / "atomic.py").write_text((package / "atomic.py").read_text() + "\n# edited\n")
+    assert digest("workflow.gate") != before
+    assert digest("workflow.report") != before

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workflow.evaluate import classification_metrics, verdict
+from workflow.evaluate import classification_metrics
+from workflow.targets import verdict
 
 
 def test_metrics_from_known_predictions():

@@ -13,7 +13,8 @@ import tensorflow_datasets as tfds
 from workflow.atomic import read_json
 from workflow.datasets import load_builder
 from workflow.pipeline import load_arrays, make_dataset, parse_batch
-from workflow.tfrecord import ShardError, read_spec, serialize, shard_paths, source_splits
+from workflow.shards import ShardError, read_spec, shard_paths
+from workflow.tfrecord import serialize, source_splits
 
 
 def tfds_split(manifest_path: str, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -65,10 +65,16 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
 
 def _validate(instance: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], prefix: str = "") -> None:
     fill_defaults(instance, schema, root)
-    validator = jsonschema.Draft202012Validator({**schema, "$defs": root["$defs"]})
+    validator = _validator(json.dumps(schema, sort_keys=True), json.dumps(root["$defs"], sort_keys=True))
     errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("\n".join(_describe(error, prefix) for error in errors[:10]))
+
+
+@functools.lru_cache(maxsize=64)
+def _validator(schema_json: str, defs_json: str) -> jsonschema.Draft202012Validator:
+    """One validator per schema (built once: a config of 1000 experiments validates 1000 models)."""
+    return jsonschema.Draft202012Validator({**json.loads(schema_json), "$defs": json.loads(defs_json)})
 
 
 def _describe(error: jsonschema.ValidationError, prefix: str) -> str:

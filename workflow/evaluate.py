@@ -13,7 +13,8 @@ import numpy as np
 
 from workflow.atomic import write_json
 from workflow.pipeline import make_dataset
-from workflow.tfrecord import read_spec
+from workflow.shards import read_spec
+from workflow.targets import verdict
 
 
 def evaluate(
@@ -51,24 +52,3 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, num_cl
         "per_class_accuracy": [float(value) for value in per_class],
         "confusion_matrix": confusion.tolist(),
     }
-
-
-def verdict(metrics: dict[str, Any], target: dict[str, Any] | None) -> dict[str, Any] | None:
-    """pass or fail against the target, the signed margin (positive is better) and one sentence why."""
-    if target is None:
-        return None
-    value, metric = float(metrics[target["metric"]]), target["metric"]
-    if target["direction"] == "higher":
-        bound = target["value"] - target["tolerance"]
-        margin = value - bound
-        relation = "at least"
-    else:
-        bound = target["value"] + target["tolerance"]
-        margin = bound - value
-        relation = "at most"
-    passed = margin >= 0
-    because = (
-        f"{metric} {value:.4f} is {'' if passed else 'not '}{relation} {bound:.4f} "
-        f"(published {target['value']} with tolerance {target['tolerance']}, {target['source']})"
-    )
-    return {"passed": passed, "metric": metric, "value": value, "bound": bound, "margin": margin, "because": because}

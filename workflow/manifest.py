@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from workflow.atomic import read_json, write_json
-from workflow.tfrecord import read_spec
+from workflow.shards import read_spec
 
 
 def write_manifest(

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from workflow.augment import augment_batch
 from workflow.models import scale_images
-from workflow.tfrecord import read_spec, shard_paths
+from workflow.shards import read_spec, shard_paths
 
 AUTOTUNE = tf.data.AUTOTUNE
 

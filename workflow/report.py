@@ -16,7 +16,7 @@ import statistics
 from typing import Any
 
 from workflow.atomic import atomic_path, read_json, write_text
-from workflow.evaluate import verdict
+from workflow.targets import verdict
 
 COLUMNS = (
     "experiment", "seed", "dataset", "model", "accuracy", "error", "loss", "target", "verdict", "margin",

@@ -7,7 +7,6 @@ spec.json records the feature spec, the examples and sha256 of every shard, and 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pathlib
 import time
@@ -20,14 +19,10 @@ import tensorflow_datasets as tfds
 
 from workflow.atomic import atomic_path, read_json, write_json
 from workflow.datasets import load_builder
+from workflow.shards import SPEC_NAME, sha256_file
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
-SPEC_NAME = "spec.json"
-
-
-class ShardError(ValueError):
-    """A shard that is missing, truncated or altered since spec.json was written."""
 
 
 def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], validation_percent: int) -> dict[str, Any]:
@@ -120,33 +115,3 @@ def write_split(
         {"file": name, "examples": count, "sha256": sha256_file(folder / name)}
         for name, count in zip(names, counts, strict=True)
     ]
-
-
-def sha256_file(path: str | pathlib.Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_spec(shards_dir: str | pathlib.Path) -> dict[str, Any]:
-    """spec.json of a shards folder."""
-    return read_json(pathlib.Path(shards_dir) / SPEC_NAME)
-
-
-def shard_paths(shards_dir: str | pathlib.Path, spec: dict[str, Any], split: str, verify: bool = True) -> list[str]:
-    """Paths of a split's shards; with `verify`, each shard's sha256 must match spec.json."""
-    paths = []
-    for entry in spec["splits"][split]["shards"]:
-        path = pathlib.Path(shards_dir) / entry["file"]
-        if not path.is_file():
-            raise ShardError(f"{path}: shard listed in {SPEC_NAME} is missing")
-        if verify and sha256_file(path) != entry["sha256"]:
-            raise ShardError(
-                f"{path}: sha256 differs from {SPEC_NAME} (the shard is truncated or altered); "
-                f"rerun the tfrecord step (delete the shards folder)"
-            )
-        paths.append(str(path))
-    return paths

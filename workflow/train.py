@@ -30,7 +30,7 @@ from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard,
 from workflow.config import config_hash
 from workflow.models import build_model
 from workflow.pipeline import make_dataset
-from workflow.tfrecord import read_spec
+from workflow.shards import read_spec
 
 log = logging.getLogger(__name__)
 
