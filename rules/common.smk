@@ -65,6 +65,20 @@ def tfjs_inputs(wildcards):
     return {"tfjs": f"{RUN}/tfjs", "node_env": f"{RESULTS}/envs/node.json"}
 
 
+def published_run(wildcards):
+    """The files of the run an experiment publishes (deploy.seed, or its first seed)."""
+    seed = cfg.publish_params(CONFIG, wildcards.exp)["seed"]
+    concrete = lambda path: path.format(exp=wildcards.exp, seed=seed)
+    files = {
+        "verdict": concrete(f"{RUN}/deploy/verdict.json"),
+        "saved_model": concrete(f"{RUN}/saved_model"),
+        "tflite": [concrete(path) for path in tflite_files(wildcards)],
+    }
+    if "tfjs" in tfjs_inputs(wildcards):
+        files["tfjs"] = concrete(tfjs_inputs(wildcards)["tfjs"])
+    return files
+
+
 def run_outputs(exp, seed):
     """What one experiment and seed ends with."""
     folder = RUN.format(exp=exp, seed=seed)

@@ -22,20 +22,6 @@ rule gate:
         "../scripts/gate.py"
 
 
-def published_run(wildcards):
-    """The files of the run an experiment publishes (deploy.seed, or its first seed)."""
-    seed = cfg.publish_params(CONFIG, wildcards.exp)["seed"]
-    concrete = lambda path: path.format(exp=wildcards.exp, seed=seed)
-    files = {
-        "verdict": concrete(f"{RUN}/deploy/verdict.json"),
-        "saved_model": concrete(f"{RUN}/saved_model"),
-        "tflite": [concrete(path) for path in tflite_files(wildcards)],
-    }
-    if "tfjs" in tfjs_inputs(wildcards):
-        files["tfjs"] = concrete(tfjs_inputs(wildcards)["tfjs"])
-    return files
-
-
 # A copy on the machine that runs snakemake: no cluster job for it.
 localrules:
     publish,
@@ -49,6 +35,8 @@ rule publish:
     params:
         code=code("workflow.gate"),
         config=lambda wildcards: cfg.publish_params(CONFIG, wildcards.exp),
+    conda:
+        "../envs/main.yaml"
     log:
         log_path("publish", "{exp}"),
     benchmark:

@@ -66,7 +66,7 @@ def lenet_run(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 
 def test_lenet5_learns_mnist_in_one_epoch(lenet_run):
-    """One epoch of LeNet-5 on the 59,400 MNIST train images: under 5% error on the 10,000 test images (3.2% seen)."""
+    """One epoch of LeNet-5 on the 60,000 MNIST train images: under 5% error on the 10,000 test images (3.2% seen)."""
     metrics = json.loads((lenet_run / "results/runs/lenet5_mnist/seed0/metrics.json").read_text())
 
     assert metrics["examples"] == 10_000
@@ -88,10 +88,13 @@ def test_manifest_records_the_raw_mnist_checksums(lenet_run):
 
 def test_lenet5_conversions_hold_parity(lenet_run):
     """Every TFLite variant and TF.js stay within their budgets on a 256-image golden batch of MNIST."""
-    parity = json.loads((lenet_run / "results/runs/lenet5_mnist/seed0/parity.json").read_text())
+    run = lenet_run / "results/runs/lenet5_mnist/seed0"
+    parity = json.loads((run / "parity.json").read_text())
+    verdict = json.loads((run / "deploy/verdict.json").read_text())
 
-    assert parity["examples"] == 256
-    assert parity["passed"]
+    assert parity["golden_examples"] == 256
+    assert sorted(verdict["formats"]) == ["dynamic_range", "float16", "float32", "int8", "tfjs"]
+    assert all(entry["within_budget"] for entry in verdict["formats"].values()), verdict["formats"]
     assert parity["formats"]["tfjs"]["max_abs_diff"] < 1e-4
 
 

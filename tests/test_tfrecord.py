@@ -106,3 +106,31 @@ def test_damaged_shard_is_named(digits_shards, tmp_path, damage):
 
     with pytest.raises(ShardError, match=f"{victim}: sha256 differs"):
         make_dataset(str(copy), "train", 32)
+
+
+@pytest.mark.parametrize(("shape", "label"), [((2, 2, 1), 0), ((8, 8, 1), 9), ((28, 28, 1), 127), ((32, 32, 3), 300)])
+def test_direct_encoding_equals_the_protobuf_serialization(shape, label):
+    """serialize() writes the bytes tf.train.Example would (sorted keys), and parse_example reads them back."""
+    image = np.random.default_rng(label).integers(0, 256, size=shape, dtype=np.uint8)
+    proto = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
+            }
+        )
+    )
+
+    encoded = serialize(image, label)
+
+    assert encoded == proto.SerializeToString(deterministic=True)
+    assert tf.train.Example.FromString(encoded) == proto
+    parsed = tf.io.parse_single_example(
+        encoded, {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+    )
+    assert parsed["image"].numpy() == image.tobytes() and int(parsed["label"]) == label
+
+
+def test_negative_label_is_refused():
+    with pytest.raises(ValueError, match="label -1"):
+        serialize(np.zeros((2, 2, 1), np.uint8), -1)

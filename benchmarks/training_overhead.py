@@ -1,0 +1,125 @@
+"""Training overhead: the project's training against a plain `model.fit` on in-memory NumPy arrays.
+
+    python benchmarks/training_overhead.py [--config configs/papers/lenet5_mnist.yaml] [--epochs 2] [--repeats 5]
+
+Same model, optimizer, schedule, batch size, epochs, seed and determinism setting (the config's),
+on the MNIST train split. "project" is `workflow.train.train` as the train step runs it: shards
+through the tf.data pipeline, the strategy `auto` picks, one `fit` per epoch, checkpoints,
+TensorBoard, the epoch logger, and saving model.keras, history.json and train.json. "plain" is
+build, compile and one `model.fit(x, y, batch_size, epochs, shuffle=True)` on float32 arrays
+already scaled in memory. Each measurement is a fresh process (so op determinism, XLA and the
+precision policy do not leak), timing the training call alone: interpreter and TensorFlow
+start-up are the same for both and are per-step start-up's concern (step_startup.py).
+Also the project with XLA (`jit_compile: true`) and with mixed precision (bfloat16 on CPU).
+Target: project/plain examples/s at least 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from harness import REPO, header, interleaved, table, timed  # noqa: E402
+
+TARGET = 1.0
+VARIANTS = {
+    "project": {},
+    "plain model.fit": {},
+    "project, XLA": {"jit_compile": True},
+    "project, mixed precision": {"mixed_precision": True},
+}
+
+
+def worker(variant: str, config_path: str, epochs: int) -> dict[str, float]:
+    """One measurement in this process: examples/s of the variant's training call."""
+    from input_pipeline import shards_for
+
+    from workflow import config as cfg
+    from workflow.models import build_model
+    from workflow.pipeline import load_arrays
+    from workflow.train import TrainConfig, compile_model, set_up, train
+
+    config = cfg.load_config(cfg.load_yaml(config_path))
+    experiment = next(iter(config["experiments"]))
+    params = copy.deepcopy(cfg.train_params(config, experiment))
+    params["train"].update(epochs=epochs, **VARIANTS[variant])
+    seed = config["experiments"][experiment]["seeds"][0]
+    shards, spec = shards_for(config, experiment)
+    examples = spec["splits"]["train"]["examples"] * epochs
+    if variant.startswith("project"):
+        with tempfile.TemporaryDirectory(prefix="overhead-", dir=REPO / "build") as scratch:
+            folder = pathlib.Path(scratch)
+            seconds, _ = timed(
+                lambda: train(
+                    shards_dir=str(shards),
+                    model_path=str(folder / "model.keras"),
+                    history_path=str(folder / "history.json"),
+                    info_path=str(folder / "train.json"),
+                    tensorboard_dir=str(folder / "tensorboard"),
+                    checkpoint_root=str(folder / "checkpoints"),
+                    params=params,
+                    seed=seed,
+                )
+            )
+        return {"examples_per_s": examples / seconds}
+    settings = TrainConfig(**params["train"])
+    arrays = load_arrays(str(shards), "train")
+    images = (arrays["images"].astype("float32") / 255.0).copy()
+    labels = arrays["labels"]
+    set_up(settings, seed)
+
+    def plain() -> None:
+        model = build_model(
+            params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"]
+        )
+        compile_model(model, settings, -(-len(labels) // settings.batch_size))
+        model.fit(images, labels, batch_size=settings.batch_size, epochs=epochs, shuffle=True, verbose=0)
+
+    seconds, _ = timed(plain)
+    return {"examples_per_s": examples / seconds}
+
+
+def measure(variant: str, config_path: str, epochs: int) -> dict[str, float]:
+    completed = subprocess.run(
+        [sys.executable, __file__, "--worker", variant, "--config", config_path, "--epochs", str(epochs)],
+        capture_output=True,
+        text=True,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{variant} failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(REPO / "configs" / "papers" / "lenet5_mnist.yaml"))
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.config, args.epochs)))
+        return
+    print(header(f"Training overhead: {pathlib.Path(args.config).name}, {args.epochs} epochs", args.repeats))
+    medians = interleaved(
+        {variant: lambda variant=variant: measure(variant, args.config, args.epochs) for variant in VARIANTS},
+        args.repeats,
+    )
+    plain = medians["plain model.fit"]["examples_per_s"]
+    rows = [[name, figures["examples_per_s"], figures["examples_per_s"] / plain] for name, figures in medians.items()]
+    print(table(["training", "examples/s", "÷ plain model.fit"], rows))
+    ratio = medians["project"]["examples_per_s"] / plain
+    print(f"\nproject/plain {ratio:.2f} (target >= {TARGET})")
+    sys.exit(0 if ratio >= TARGET else 1)
+
+
+if __name__ == "__main__":
+    main()
