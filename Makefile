@@ -4,6 +4,7 @@
 #   make lint   ruff and snakemake --lint
 #   make dag    render the rule graph to docs/rulegraph.svg (needs Graphviz `dot`)
 #   make reliability  run the fault-injection tests and write their table into docs/reliability.md
+#   make bench  run every benchmark in benchmarks/ (needs a finished `make run`; ~30 minutes)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ MAIN_STAMP := $(VENV)/.installed-main
 TEST_STAMP := $(VENV)/.installed-test
 CORES ?= all
 
-.PHONY: run test lint dag env clean reliability
+.PHONY: run test lint dag env clean reliability bench
 
 env: $(MAIN_STAMP)
 
@@ -38,6 +39,14 @@ reliability: $(TEST_STAMP)
 	  $(BIN)/python -m pytest tests/test_resume.py tests/test_faults.py tests/test_bad_input.py \
 	  tests/test_slurm.py -k "not two_workers and not interrupting"
 	$(BIN)/python tests/write_reliability.py build/reliability-table.md docs/reliability.md
+
+BENCHMARKS := tfrecord_write input_pipeline training_overhead dag_scale cached_rerun step_startup deploy_formats
+
+bench: $(MAIN_STAMP)
+	@test -f results/report/reproduction.md || { echo "make bench needs a finished run: make run"; exit 1; }
+	for name in $(BENCHMARKS); do \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/$$name.py || echo "$$name: target missed or failed"; \
+	done
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

@@ -38,6 +38,23 @@ def require_tool(name: str, install_hint: str) -> str:
 
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+# Every rule that runs a step (all but `all`), in DAG order.
+STEP_RULES = (
+    "tfjs_env",
+    "node_env",
+    "download",
+    "tfrecord",
+    "train",
+    "evaluate",
+    "manifest",
+    "export",
+    "tflite",
+    "tfjs",
+    "parity",
+    "gate",
+    "publish",
+    "report",
+)
 COPIED = ("Snakefile", "rules", "scripts", "workflow", "configs", "envs", "docs", "slurm")
 
 

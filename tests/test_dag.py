@@ -17,7 +17,7 @@ import subprocess
 import numpy as np
 import pytest
 import yaml
-from helpers import copy_repository, planned_jobs, require_tool, snakemake
+from helpers import STEP_RULES, copy_repository, planned_jobs, require_tool, snakemake
 
 from workflow.gate import gate, publish
 
@@ -199,21 +199,7 @@ def test_saved_model_cli_run_gives_the_saved_models_predictions(finished, tmp_pa
 def test_every_job_left_a_log_and_a_benchmark(finished):
     """Each rule that ran wrote a log and a Snakemake benchmark record (s, max_rss...)."""
     results = finished / "results"
-    for rule in (
-        "tfjs_env",
-        "node_env",
-        "download",
-        "tfrecord",
-        "train",
-        "evaluate",
-        "export",
-        "tflite",
-        "tfjs",
-        "parity",
-        "gate",
-        "publish",
-        "report",
-    ):
+    for rule in STEP_RULES:
         assert list((results / "logs" / rule).rglob("*.log")), rule
         benchmarks = list((results / "benchmarks" / rule).rglob("*.tsv"))
         assert benchmarks, rule
