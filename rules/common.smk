@@ -49,6 +49,16 @@ def prepared_of(wildcards):
     return f"{RESULTS}/datasets/{dataset}/prepared.json"
 
 
+def init_model_of(wildcards):
+    """The model file training starts from (model.init_from): another run's model.keras, a path, or none."""
+    source = cfg.init_source(CONFIG, wildcards.exp)
+    if source is None:
+        return []
+    if "path" in source:
+        return [source["path"]]
+    return [RUN.format(exp=source["experiment"], seed=source["seed"]) + "/model.keras"]
+
+
 def train_resource(name):
     """An input function giving one Slurm resource of the experiment's train job."""
     return lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)[name]

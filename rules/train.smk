@@ -4,6 +4,7 @@
 rule train:
     input:
         shards=shards_of,
+        init_model=init_model_of,
     output:
         model=f"{RUN}/model.keras",
         history=f"{RUN}/history.json",

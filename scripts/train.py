@@ -10,6 +10,7 @@ run_training(
     launcher=snakemake.resources.get("mpi", ""),  # absent for one worker (workflow/config.py)
     cpus_per_task=int(snakemake.resources.cpus_per_task),
     shards_dir=snakemake.input.shards,
+    init_model_path=(snakemake.input.init_model or [None])[0],  # model.init_from, when set
     model_path=snakemake.output.model,
     history_path=snakemake.output.history,
     info_path=snakemake.output.info,

@@ -49,7 +49,7 @@ def train_in_subprocess(digits_shards: str, tmp_path: pathlib.Path):
     import subprocess
     import sys
 
-    def run(params: dict, seed: int = 0, name: str = "run") -> tuple[dict, pathlib.Path]:
+    def run(params: dict, seed: int = 0, name: str = "run", **extra: object) -> tuple[dict, pathlib.Path]:
         folder = tmp_path / name
         folder.mkdir()
         arguments = {
@@ -61,6 +61,7 @@ def train_in_subprocess(digits_shards: str, tmp_path: pathlib.Path):
             "checkpoint_root": str(folder / "checkpoints"),
             "params": params,
             "seed": seed,
+            **extra,
         }
         program = f"import json; from workflow.train import train; train(**json.loads({json.dumps(arguments)!r}))"
         result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)

@@ -38,6 +38,8 @@ def require_tool(name: str, install_hint: str) -> str:
 
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+# The four original MNIST files (shared/datasets/README.md); TF_LIFECYCLE_SHARED moves the folder.
+SHARED_MNIST = pathlib.Path(os.environ.get("TF_LIFECYCLE_SHARED", REPO.parent / "shared")) / "datasets" / "mnist"
 # Every rule that runs a step (all but `all`), in DAG order.
 STEP_RULES = (
     "tfjs_env",
@@ -55,6 +57,15 @@ STEP_RULES = (
     "publish",
     "report",
 )
+
+
+def require_mnist() -> pathlib.Path:
+    """The shared MNIST folder; the test fails, saying where the files go, when they are absent."""
+    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.fail(f"the four MNIST files are expected in {SHARED_MNIST} (see shared/datasets/README.md)")
+    return SHARED_MNIST
+
+
 COPIED = ("Snakefile", "rules", "scripts", "workflow", "configs", "envs", "docs", "slurm")
 
 

@@ -11,24 +11,19 @@ import subprocess
 
 import keras
 import pytest
-from helpers import REPO, copy_repository, snakemake
+from helpers import copy_repository, require_mnist, snakemake
 
 from workflow import datasets
 from workflow.convert import convert_tflite
 from workflow.export import write_saved_model
 
-SHARED_MNIST = (
-    pathlib.Path(__import__("os").environ.get("TF_LIFECYCLE_SHARED", REPO.parent / "shared")) / "datasets/mnist"
-)
 RUN = "results/runs/digits_mlp/seed0"
 
 
 def test_raw_file_with_one_flipped_byte_fails_its_checksum_by_name(tmp_path, reliability):
     """tfds checks the sha256 of every raw MNIST file; the error names the damaged file. Nothing is prepared."""
-    if not SHARED_MNIST.is_dir():
-        pytest.fail(f"the MNIST files are expected in {SHARED_MNIST} (see shared/datasets/README.md)")
     manual = tmp_path / "manual"
-    shutil.copytree(SHARED_MNIST, manual)
+    shutil.copytree(require_mnist(), manual)
     damaged = manual / "t10k-labels-idx1-ubyte.gz"
     content = bytearray(damaged.read_bytes())
     content[100] ^= 0xFF

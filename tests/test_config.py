@@ -37,7 +37,7 @@ def test_defaults_are_filled_everywhere():
         "nesterov": False,
         "weight_decay": 0.0,
     }
-    assert experiment["model"] == {"name": "mlp", "hidden_units": [128], "dropout": 0.0}
+    assert experiment["model"] == {"name": "mlp", "hidden_units": [128], "dropout": 0.0, "init_from": None}
     assert experiment["parity"]["budgets"]["float32"] == {
         "max_abs_diff": 1e-4, "min_top1_agreement": 1.0, "max_accuracy_drop": None}  # fmt: skip
     assert experiment["parity"]["budgets"]["int8"]["max_accuracy_drop"] == 0.005

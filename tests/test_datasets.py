@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import pathlib
 import shutil
 import socket
 import time
 
 import pytest
+from helpers import require_mnist
 
 import workflow.datasets as datasets
 from workflow.atomic import read_json
-
-SHARED = pathlib.Path(os.environ.get("TF_LIFECYCLE_SHARED", pathlib.Path(__file__).resolve().parents[2] / "shared"))
-SHARED_MNIST = SHARED / "datasets" / "mnist"
 
 
 def test_digits_builder_prepares_through_tfds(digits_prepared):
@@ -63,10 +59,8 @@ def test_unreachable_host_is_detected_quickly():
 
 def test_mnist_prepares_offline_from_manual_dir(tmp_path):
     """The real tfds mnist builder prepares from the shared original files, with their registered sha256."""
-    if not SHARED_MNIST.is_dir():
-        pytest.fail(f"the MNIST files are expected in {SHARED_MNIST} (see shared/datasets/README.md)")
     manual = tmp_path / "manual"
-    shutil.copytree(SHARED_MNIST, manual)
+    shutil.copytree(require_mnist(), manual)
 
     summary = datasets.prepare(
         tfds_name="mnist",

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pathlib
 
 import pytest
 import yaml
-from helpers import REPO, copy_repository, planned_jobs, snakemake
+from helpers import REPO, SHARED_MNIST, copy_repository, planned_jobs, require_mnist, snakemake
 
 from workflow import config as cfg
 
 pytestmark = pytest.mark.dag
-SHARED = pathlib.Path(os.environ.get("TF_LIFECYCLE_SHARED", REPO.parent / "shared"))
-MNIST = SHARED / "datasets" / "mnist"
 PAPERS = sorted((REPO / "configs" / "papers").glob("*.yaml"))
 
 
@@ -48,11 +45,10 @@ def test_paper_dag_dry_runs(name, runs, tmp_path):
 @pytest.fixture(scope="module")
 def lenet_run(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """configs/papers/lenet5_mnist.yaml with 1 epoch and 1 seed, from the shared MNIST files, through the whole DAG."""
-    if not (MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.fail(f"the four MNIST files are expected in {MNIST} (see shared/datasets/README.md)")
+    mnist = require_mnist()
     folder = copy_repository(tmp_path_factory.mktemp("papers") / "repo")
     config = yaml.safe_load((folder / "configs/papers/lenet5_mnist.yaml").read_text())
-    config["datasets"]["mnist_lecun"]["manual_dir"] = str(MNIST)
+    config["datasets"]["mnist_lecun"]["manual_dir"] = str(mnist)
     experiment = config["experiments"]["lenet5_mnist"]
     experiment["seeds"] = [0]
     experiment["train"]["epochs"] = 1
@@ -79,9 +75,9 @@ def test_manifest_records_the_raw_mnist_checksums(lenet_run):
     manifest = json.loads((lenet_run / "results/runs/lenet5_mnist/seed0/manifest.json").read_text())
 
     raw = manifest["dataset"]["raw_files"]
-    assert sorted(raw) == sorted(path.name for path in MNIST.glob("*.gz"))
+    assert sorted(raw) == sorted(path.name for path in SHARED_MNIST.glob("*.gz"))
     for name, entry in raw.items():
-        assert entry["sha256"] == hashlib.sha256((MNIST / name).read_bytes()).hexdigest()
+        assert entry["sha256"] == hashlib.sha256((SHARED_MNIST / name).read_bytes()).hexdigest()
     assert manifest["dataset"]["name"] == "mnist" and manifest["dataset"]["version"] == "3.0.1"
     assert manifest["dataset"]["splits"] == {"train": 60_000, "test": 10_000}
 

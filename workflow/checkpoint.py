@@ -66,6 +66,13 @@ class Checkpoint:
     def exists(self) -> bool:
         return (self.folder / STATE).is_file()
 
+    def position(self) -> tuple[int, int]:
+        """(epochs done, batches of the next) of the saved checkpoint; (0, 0) when there is none."""
+        if not self.exists():
+            return 0, 0
+        state = read_json(self.folder / STATE)
+        return state["epoch"], state["batch"]
+
     def save(self, model: keras.Model, progress: Progress) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         variables = training_variables(model)

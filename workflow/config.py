@@ -51,7 +51,9 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     _validate(config, schema, schema)
     for name, experiment in config["experiments"].items():
         model_schema = schema["$defs"][f"model_{experiment['model']['name']}"]
+        init_from = experiment["model"].pop("init_from", None)  # validated with the whole config above
         _validate(experiment["model"], model_schema, schema, prefix=f"experiments.{name}.model")
+        experiment["model"]["init_from"] = init_from
         if experiment["dataset"] not in config["datasets"]:
             known = ", ".join(sorted(config["datasets"]))
             raise ConfigError(
@@ -60,6 +62,7 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
         _check_schedule(name, experiment["train"]["schedule"])
         _check_workers(name, experiment["train"])
         _check_deploy(name, experiment)
+        _check_init_from(name, experiment["model"]["init_from"], config["experiments"])
     return config
 
 
@@ -127,6 +130,47 @@ def _check_schedule(name: str, schedule: dict[str, Any]) -> None:
             f"experiments.{name}.train.schedule: piecewise needs one factor per boundary, got "
             f"boundaries={schedule['boundaries']} and factors={schedule['factors']}"
         )
+
+
+def _check_init_from(name: str, init_from: dict[str, Any] | None, experiments: dict[str, Any]) -> None:
+    """One source; an experiment source exists, has the seed, and does not lead back to `name`."""
+    if init_from is None:
+        return
+    where = f"experiments.{name}.model.init_from"
+    sources = [key for key in ("experiment", "path") if init_from.get(key) is not None]
+    if len(sources) != 1:
+        raise ConfigError(f"{where}: give exactly one of experiment or path, got {sources or 'none'}")
+    if "experiment" not in sources:
+        return
+    source = init_from["experiment"]
+    if source not in experiments:
+        raise ConfigError(
+            f"{where}.experiment: {source!r} is not an experiment (known: {', '.join(sorted(experiments))})"
+        )
+    seed = init_from["seed"]
+    if seed is not None and seed not in experiments[source]["seeds"]:
+        raise ConfigError(f"{where}.seed: {seed} is not one of {source}'s seeds {experiments[source]['seeds']}")
+    chain, current = [name], source
+    while current is not None:
+        if current in chain:
+            raise ConfigError(
+                f"{where}: experiments initialise from each other in a cycle: {' -> '.join([*chain, current])}"
+            )
+        chain.append(current)
+        parent = (experiments[current]["model"].get("init_from") or {}).get("experiment")
+        current = parent if parent in experiments else None
+
+
+def init_source(config: dict[str, Any], experiment: str) -> dict[str, Any] | None:
+    """What an experiment starts from: {"experiment", "seed"} of another run, {"path"}, or None."""
+    init_from = config["experiments"][experiment]["model"]["init_from"]
+    if init_from is None:
+        return None
+    if init_from.get("path") is not None:
+        return {"path": init_from["path"]}
+    source = init_from["experiment"]
+    seed = init_from["seed"] if init_from["seed"] is not None else config["experiments"][source]["seeds"][0]
+    return {"experiment": source, "seed": seed}
 
 
 def _check_deploy(name: str, experiment: dict[str, Any]) -> None:

@@ -203,7 +203,7 @@ REGISTRY: dict[str, Callable[..., keras.Model]] = {
 
 def build_model(options: dict[str, Any], input_shape: Sequence[int], num_classes: int) -> keras.Model:
     """Build the model named by `options["name"]` with the rest of `options` as its arguments."""
-    kwargs = {key: value for key, value in options.items() if key != "name"}
+    kwargs = {key: value for key, value in options.items() if key not in ("name", "init_from")}
     name = options.get("name")
     if name not in REGISTRY:
         raise ValueError(f"model.name: unknown model {name!r}; known: {', '.join(REGISTRY)}")

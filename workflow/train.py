@@ -24,13 +24,13 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from workflow import distribute, runtime
+from workflow import distribute, finetune, runtime
 from workflow.atomic import atomic_path, read_json, write_json
 from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard, TrainingInterruptedError
 from workflow.config import config_hash
 from workflow.models import build_model
 from workflow.pipeline import make_dataset
-from workflow.shards import read_spec
+from workflow.shards import read_spec, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,12 @@ def train(
     checkpoint_root: str,
     params: dict[str, Any],
     seed: int,
+    init_model_path: str | None = None,
 ) -> dict[str, Any]:
     """Train the model described by `params` (model and train sections) and write the outputs.
+
+    With `init_model_path` (model.init_from) training starts from that model's matching layers,
+    frozen as the schedule says (workflow/finetune.py).
 
     In a multi-worker cluster every worker runs this; only the chief (worker 0) writes the declared
     outputs, the others write to a scratch folder that is removed, and report themselves to the chief.
@@ -81,15 +85,27 @@ def train(
     chief = identity["task_id"] == 0
     scratch = None if chief else pathlib.Path(tempfile.mkdtemp(prefix=f"worker{identity['task_id']}-"))
     train_data, validation_data, steps = load_data(shards_dir, config, seed, spec, identity["workers"])
+    init_from = params["model"].get("init_from")
+    identity_of_run = {"params": params, "seed": seed, "data": spec}
+    if init_model_path:  # a changed source model must not resume from a checkpoint of the old one
+        identity_of_run["init_sha256"] = sha256_file(init_model_path)
+    # Every worker resumes from the chief's checkpoint: the variables are the same on all of them.
+    checkpoint = Checkpoint(pathlib.Path(checkpoint_root) / config_hash(identity_of_run))
     with strategy.scope():
         model = build_model(
             params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"]
         )
+        transfer = finetune.transfer_weights(model, init_model_path) if init_model_path else None
+        copied = transfer["copied"] if transfer else []
+        # Freeze as when the checkpoint was saved: mid-epoch e as in epoch e, at its end as in e - 1.
+        saved_epoch, saved_batch = checkpoint.position()
+        finetune.set_frozen(model, finetune.frozen_layers(init_from, copied, saved_epoch - (saved_batch == 0)))
+        if transfer and not any(layer.trainable and layer.weights for layer in model.layers):
+            raise ValueError(
+                f"model.init_from: every weighted layer was copied and frozen ({', '.join(copied)}), so nothing "
+                "would train; set unfreeze_at_epoch, or freeze: none"
+            )
         compile_model(model, config, steps["train"])
-        # Every worker resumes from the chief's checkpoint: the variables are the same on all of them.
-        checkpoint = Checkpoint(
-            pathlib.Path(checkpoint_root) / config_hash({"params": params, "seed": seed, "data": spec})
-        )
         progress = checkpoint.restore(model)
     progress.attempts += 1
     examples_per_epoch = steps["train"] * config.batch_size if steps["fixed"] else spec["splits"]["train"]["examples"]
@@ -106,6 +122,10 @@ def train(
     started = time.monotonic()
     with PreemptionGuard(enabled=chief) as guard, strategy.scope():
         for epoch in range(progress.epoch, config.epochs):
+            if finetune.set_frozen(model, finetune.frozen_layers(init_from, copied, epoch)):
+                recompile(model, config, steps["train"], epoch)
+                if identity["workers"] > 1:
+                    distribute.work_around_keras_multi_worker(model)
             done_before, progress.batch = progress.batch, 0
             data = train_data(epoch).skip(done_before) if done_before else train_data(epoch)
             step_count = steps["train"] - done_before if steps["fixed"] else None
@@ -154,6 +174,7 @@ def train(
         "replicas": strategy.num_replicas_in_sync,
         "workers": [me] + collect_worker_reports(model_path, identity["workers"]),
         "parameters": model.count_params(),
+        "init_from": transfer,
         "steps_per_epoch": steps["train"],
         "wall_seconds": round(wall_seconds, 3),
         "examples_per_second": round(examples_per_epoch * len(progress.seconds) / max(sum(progress.seconds), 1e-9), 1),
@@ -279,6 +300,26 @@ def learning_rate_schedule(
     if name == "exponential":
         return keras.optimizers.schedules.ExponentialDecay(initial, steps_per_epoch, schedule["decay_rate"])
     return initial
+
+
+def recompile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, epoch: int) -> None:
+    """Compile again after the trainable layers changed: a fresh optimizer that keeps the step count.
+
+    Keras 3 fixes the trainable variables at compile time. The new optimizer's slots start at zero
+    (as after a resume at this epoch, so resumed runs stay bitwise equal); its step count carries
+    over, so the learning-rate schedule goes on where it was.
+    """
+    steps_done = int(model.optimizer.iterations.numpy())
+    compile_model(model, config, steps_per_epoch)
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(steps_done)
+    trainable = sum(int(keras.ops.size(variable)) for variable in model.trainable_variables)
+    log.info(
+        "epoch %d: trainable layers changed, recompiled (%d trainable weights, step %d)",
+        epoch + 1,
+        trainable,
+        steps_done,
+    )
 
 
 def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:

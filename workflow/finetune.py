@@ -1,0 +1,83 @@
+"""Fine-tuning: start a model from another model's weights, and freeze what was copied for a while.
+
+`model.init_from` names the source: another experiment's model.keras (the DAG trains it first)
+or a local .keras / .weights.h5 file. Layers are matched by name (every model in workflow/models.py
+names its weighted layers) and copied only when every weight has the same shape, so a classifier
+head for other classes, or a Dense layer after a Flatten of another image size, keeps its fresh
+weights. With `freeze: transferred` the copied layers do not train until `unfreeze_at_epoch`.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from typing import Any
+
+import keras
+
+from workflow import models  # noqa: F401  (registers the custom layers a source model may hold)
+from workflow.shards import sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def transfer_weights(model: keras.Model, source_path: str) -> dict[str, Any]:
+    """Copy the matching layers of the model at `source_path` into `model`; say what was copied and what not."""
+    path = pathlib.Path(source_path)
+    if not path.exists():
+        raise FileNotFoundError(f"model.init_from: {path} does not exist")
+    report: dict[str, Any] = {"source": str(path), "sha256": sha256_file(path), "copied": [], "kept_fresh": {}}
+    if path.name.endswith(".weights.h5"):
+        try:
+            model.load_weights(str(path))
+        except ValueError as error:
+            raise ValueError(
+                f"{path}: its weights do not fit this model ({error}); use a .keras file to copy by layer"
+            ) from None
+        report["copied"] = [layer.name for layer in model.layers if layer.weights]
+        return _logged(report)
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: model.init_from.path must be a .keras or .weights.h5 file")
+    source = keras.models.load_model(path, compile=False, safe_mode=True)
+    source_layers = {layer.name: layer for layer in source.layers}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        match = source_layers.get(layer.name)
+        if match is None:
+            report["kept_fresh"][layer.name] = "no layer of that name in the source"
+            continue
+        ours, theirs = [w.shape for w in layer.get_weights()], [w.shape for w in match.get_weights()]
+        if ours != theirs:
+            report["kept_fresh"][layer.name] = f"weight shapes {theirs} in the source, {ours} here"
+            continue
+        layer.set_weights(match.get_weights())
+        report["copied"].append(layer.name)
+    if not report["copied"]:
+        raise ValueError(f"{path}: no layer matches this model by name and weight shapes ({report['kept_fresh']})")
+    return _logged(report)
+
+
+def _logged(report: dict[str, Any]) -> dict[str, Any]:
+    log.info("initialised from %s: copied %s", report["source"], ", ".join(report["copied"]))
+    for name, why in report["kept_fresh"].items():
+        log.info("kept fresh weights in %s: %s", name, why)
+    return report
+
+
+def frozen_layers(init_from: dict[str, Any] | None, copied: list[str], epoch: int) -> set[str]:
+    """Layers that do not train during `epoch` (0-based; -1 before the first) under the freeze schedule."""
+    if init_from is None or init_from["freeze"] == "none":
+        return set()
+    unfreeze = init_from["unfreeze_at_epoch"]
+    return set() if unfreeze is not None and epoch >= unfreeze else set(copied)
+
+
+def set_frozen(model: keras.Model, frozen: set[str]) -> bool:
+    """Make exactly the `frozen` layers untrainable; True when that changed anything."""
+    changed = False
+    for layer in model.layers:
+        trainable = layer.name not in frozen
+        if layer.trainable != trainable:
+            layer.trainable, changed = trainable, True
+    return changed
