@@ -29,13 +29,10 @@ wildcard_constraints:
 def shards(w):
     return f"results/datasets/{PLAN['experiments'][w.exp]['dataset']}/shards"
 
-def variants(w):
-    return expand(f"{R}/tflite/{{v}}.tflite", v=PLAN["experiments"][w.exp]["variants"], allow_missing=True)
-
 def published(w):
     e = PLAN["experiments"][w.exp]
     run = R.format(exp=w.exp, seed=e["publish_seed"])
-    return [f"{run}/deploy/verdict.json", f"{run}/saved_model"] + [f"{run}/tflite/{v}.tflite" for v in e["variants"]]
+    return [f"{run}/deploy/verdict.json", f"{run}/saved_model", f"{run}/tflite"]
 
 rule all:
     input: PLAN["targets"]
@@ -70,14 +67,14 @@ rule export:
     shell: "mkdir -p {output[0]} && touch {output[1]}"
 rule tflite:
     input: f"{R}/saved_model", shards
-    output: f"{R}/tflite/{{variant}}.tflite"
-    shell: "touch {output}"
+    output: directory(f"{R}/tflite")
+    shell: "mkdir -p {output}"
 rule tfjs:
     input: f"{R}/saved_model", "results/envs/tfjs.json", "results/envs/node.json", shards
     output: directory(f"{R}/tfjs")
     shell: "mkdir -p {output}"
 rule parity:
-    input: f"{R}/saved_model", f"{R}/tfjs", "results/envs/node.json", variants, shards
+    input: f"{R}/saved_model", f"{R}/tfjs", "results/envs/node.json", f"{R}/tflite", shards
     output: f"{R}/parity.json"
     shell: "touch {output}"
 rule gate:
@@ -105,7 +102,6 @@ def plan(config: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{name}: the bare mirror assumes the TF.js conversion is on (the default)")
         experiments[name] = {
             "dataset": experiment["dataset"],
-            "variants": cfg.tflite_variants(config, name),
             "publish_seed": cfg.publish_params(config, name)["seed"],
         }
     targets = [

@@ -11,7 +11,6 @@ wildcard_constraints:
     exp="[A-Za-z0-9][A-Za-z0-9_-]*",
     dataset="[A-Za-z0-9][A-Za-z0-9_-]*",
     seed=r"\d+",
-    variant="float32|float16|dynamic_range|int8",
 
 
 def repo_path(relative):
@@ -56,16 +55,12 @@ def init_model_of(wildcards):
         return []
     if "path" in source:
         return [source["path"]]
-    return [RUN.format(exp=source["experiment"], seed=source["seed"]) + "/model.keras"]
+    return [f"{RUN}/model.keras".format(exp=source["experiment"], seed=source["seed"])]
 
 
 def train_resource(name):
     """An input function giving one Slurm resource of the experiment's train job."""
     return lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)[name]
-
-
-def tflite_files(wildcards):
-    return expand(f"{RUN}/tflite/{{variant}}.tflite", variant=cfg.tflite_variants(CONFIG, wildcards.exp), allow_missing=True)
 
 
 def tfjs_inputs(wildcards):
@@ -82,7 +77,7 @@ def published_run(wildcards):
     files = {
         "verdict": concrete(f"{RUN}/deploy/verdict.json"),
         "saved_model": concrete(f"{RUN}/saved_model"),
-        "tflite": [concrete(path) for path in tflite_files(wildcards)],
+        "tflite": concrete(f"{RUN}/tflite"),
     }
     if "tfjs" in tfjs_inputs(wildcards):
         files["tfjs"] = concrete(tfjs_inputs(wildcards)["tfjs"])

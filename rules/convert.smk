@@ -6,18 +6,18 @@ rule tflite:
         saved_model=f"{RUN}/saved_model",
         shards=shards_of,
     output:
-        f"{RUN}/tflite/{{variant}}.tflite",
+        directory(f"{RUN}/tflite"),  # <variant>.tflite for each of convert.tflite.variants
     params:
         code=code("workflow.convert"),
-        config=lambda wildcards: cfg.tflite_params(CONFIG, wildcards.exp, wildcards.variant),
+        config=lambda wildcards: cfg.tflite_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"
     envmodules:
         *modules("tflite"),
     log:
-        log_path("tflite", "{exp}/seed{seed}/{variant}"),
+        log_path("tflite", "{exp}/seed{seed}"),
     benchmark:
-        benchmark_path("tflite", "{exp}/seed{seed}/{variant}")
+        benchmark_path("tflite", "{exp}/seed{seed}")
     script:
         "../scripts/tflite.py"
 
@@ -48,7 +48,7 @@ rule parity:
     input:
         unpack(tfjs_inputs),
         saved_model=f"{RUN}/saved_model",
-        tflite=tflite_files,
+        tflite=f"{RUN}/tflite",
         shards=shards_of,
     output:
         f"{RUN}/parity.json",

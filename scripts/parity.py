@@ -1,5 +1,7 @@
 """Step `parity`: the test split through the SavedModel and every converted model (rules/convert.smk)."""
 
+from pathlib import Path
+
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])
@@ -8,7 +10,7 @@ from workflow.parity import measure_parity
 
 measure_parity(
     saved_model_dir=snakemake.input.saved_model,
-    tflite_paths=list(snakemake.input.tflite),
+    tflite_paths=sorted(str(path) for path in Path(snakemake.input.tflite).glob("*.tflite")),
     tfjs_dir=snakemake.input.get("tfjs"),
     node_manifest=snakemake.input.get("node_env"),
     shards_dir=snakemake.input.shards,

@@ -1,16 +1,15 @@
-"""Step `tflite`: one TFLite variant of the SavedModel (rules/convert.smk)."""
+"""Step `tflite`: every TFLite variant of the SavedModel, in one folder (rules/convert.smk)."""
 
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.convert import convert_tflite
+from workflow.convert import convert_tflite_variants
 
-convert_tflite(
+convert_tflite_variants(
     saved_model_dir=snakemake.input.saved_model,
     shards_dir=snakemake.input.shards,
-    output_path=snakemake.output[0],
-    variant=snakemake.params.config["variant"],
-    representative_examples=snakemake.params.config.get("representative_examples", 0),
+    output_dir=snakemake.output[0],
+    variants=snakemake.params.config["variants"],
     allow_flex=snakemake.params.config["allow_flex"],
 )

@@ -130,14 +130,16 @@ def test_default_config_is_valid(repo):
 
 
 def test_only_int8_sees_the_calibration_size():
-    """Changing representative_examples changes the int8 slice only, so only int8 reconverts."""
-    base = cfg.load_config(MINIMAL)
-    changed = cfg.load_config(with_change("experiments.exp.convert", {"tflite": {"representative_examples": 7}}))
+    """Changing representative_examples changes int8's settings only (the tflite job converts every variant)."""
+    base = cfg.tflite_params(cfg.load_config(MINIMAL), "exp")
+    changed = cfg.tflite_params(
+        cfg.load_config(with_change("experiments.exp.convert", {"tflite": {"representative_examples": 7}})), "exp"
+    )
 
+    assert sorted(base["variants"]) == ["dynamic_range", "float16", "float32", "int8"]
     for variant in ("float32", "float16", "dynamic_range"):
-        assert cfg.tflite_params(base, "exp", variant) == cfg.tflite_params(changed, "exp", variant)
-    assert cfg.tflite_params(changed, "exp", "int8")["representative_examples"] == 7
-    assert cfg.tflite_params(base, "exp", "int8") != cfg.tflite_params(changed, "exp", "int8")
+        assert base["variants"][variant] == changed["variants"][variant] == {}
+    assert changed["variants"]["int8"] == {"representative_examples": 7} != base["variants"]["int8"]
 
 
 def test_parity_budgets_cover_exactly_the_produced_formats():

@@ -29,7 +29,7 @@ KILLS = [
     ("evaluate", f"{RUN}/metrics.json"),
     ("manifest", f"{RUN}/manifest.json"),
     ("export", f"{RUN}/saved_model"),
-    ("tflite", f"{RUN}/tflite/int8.tflite"),
+    ("tflite", f"{RUN}/tflite"),
     ("tfjs", f"{RUN}/tfjs"),
     ("parity", f"{RUN}/parity.json"),
     ("gate", f"{RUN}/deploy/verdict.json"),

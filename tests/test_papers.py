@@ -98,5 +98,5 @@ def test_report_judges_the_mean(lenet_run):
     """The reproduction table names the paper's 0.95% and gives a verdict on the mean error."""
     markdown = (lenet_run / "results/report/reproduction.md").read_text()
 
-    assert "| lenet5_mnist | 1 | error | 0.0095 |" in markdown
+    assert "| lenet5_mnist | 1 | error | 0.009500 |" in markdown
     assert "LeCun et al. 1998" in markdown

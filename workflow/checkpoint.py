@@ -169,11 +169,15 @@ class CheckpointCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch = epoch
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        done = self.first_batch + batch + 1
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # At the start of a batch, not the end: Keras runs end-of-batch hooks synchronously and turns
+        # the step's logs into numbers each time (a device sync per batch: fit ran 10% slower on
+        # LeNet-5, benchmarks/training_overhead.py); at the start there are no logs to convert.
+        # The batches before this one are done, so saving here saves what a save after them would.
+        done = self.first_batch + batch
         if self.guard.requested.is_set():
             self.save(self.epoch, done)
             self.interrupted_at = (self.epoch, done)
-            self.model.stop_training = True
-        elif self.every_steps and done % self.every_steps == 0:
+            self.model.stop_training = True  # Keras runs this batch, then stops; the resume redoes it
+        elif batch and self.every_steps and done % self.every_steps == 0:
             self.save(self.epoch, done)

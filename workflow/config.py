@@ -287,15 +287,14 @@ def tflite_variants(config: dict[str, Any], experiment: str) -> list[str]:
 
 
 @_sorted_keys
-def tflite_params(config: dict[str, Any], experiment: str, variant: str) -> dict[str, Any]:
-    """Settings of one variant: only int8 calibrates, so only int8 sees the example count."""
+def tflite_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """Settings of every variant the experiment converts (only int8 calibrates, so only int8 has a count)."""
     tflite = config["experiments"][experiment]["convert"]["tflite"]
-    if variant not in TFLITE_VARIANTS:
-        raise ConfigError(f"tflite variant {variant!r} is not one of {', '.join(TFLITE_VARIANTS)}")
-    settings = {"variant": variant, "allow_flex": tflite["allow_flex"]}
-    if variant == "int8":
-        settings["representative_examples"] = tflite["representative_examples"]
-    return settings
+    variants = {
+        variant: {"representative_examples": tflite["representative_examples"]} if variant == "int8" else {}
+        for variant in tflite_variants(config, experiment)
+    }
+    return {"allow_flex": tflite["allow_flex"], "variants": variants}
 
 
 def tfjs_enabled(config: dict[str, Any], experiment: str) -> bool:

@@ -44,6 +44,30 @@ def flex_ops_in(path: str) -> list[str]:
     return sorted({op["op_name"] for op in interpreter._get_ops_details() if op["op_name"].startswith("Flex")})
 
 
+def convert_tflite_variants(
+    *, saved_model_dir: str, shards_dir: str, output_dir: str, variants: dict[str, dict[str, Any]], allow_flex: bool
+) -> dict[str, int]:
+    """Every variant into `output_dir` as `<variant>.tflite`, atomically as one folder; bytes per variant.
+
+    One job for all variants: TensorFlow's import is most of a conversion's time (4.4 of 7.7 s per
+    variant on the default config, benchmarks/step_startup.py), so four jobs paid it four times.
+    """
+    sizes = {}
+    with atomic_path(output_dir) as temporary:
+        temporary.mkdir()
+        for variant, settings in variants.items():
+            sizes[variant] = convert_tflite(
+                saved_model_dir=saved_model_dir,
+                shards_dir=shards_dir,
+                output_path=str(temporary / f"{variant}.tflite"),
+                variant=variant,
+                representative_examples=settings.get("representative_examples", 0),
+                allow_flex=allow_flex,
+            )
+            log.info("%s: %d bytes", variant, sizes[variant])
+    return sizes
+
+
 def convert_tflite(
     *,
     saved_model_dir: str,

@@ -57,9 +57,12 @@ def make_dataset(
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=reshuffle)
     dataset = dataset.batch(batch_size)
-    dataset = dataset.map(lambda records: parse_batch(records, shape), num_parallel_calls=AUTOTUNE)
-    if not raw_images:
-        dataset = dataset.map(lambda images, labels: (scale_images(images), labels), num_parallel_calls=AUTOTUNE)
+
+    def parse(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:  # one map, not two: half the per-batch overhead
+        images, labels = parse_batch(records, shape)
+        return (images if raw_images else scale_images(images)), labels
+
+    dataset = dataset.map(parse, num_parallel_calls=AUTOTUNE)
     if augment and (augment["pad_crop"] or augment["horizontal_flip"]):
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
