@@ -170,10 +170,9 @@ class CheckpointCallback(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        # At the start of a batch, not the end: Keras runs end-of-batch hooks synchronously and turns
-        # the step's logs into numbers each time (a device sync per batch: fit ran 10% slower on
-        # LeNet-5, benchmarks/training_overhead.py); at the start there are no logs to convert.
-        # The batches before this one are done, so saving here saves what a save after them would.
+        # At the start of a batch, not the end: any end-of-batch hook makes Keras wait for every
+        # step and convert its logs (see EpochSummaries in workflow/train.py); at the start there
+        # are no logs. The batches before this one are done, so this saves what a save after them would.
         done = self.first_batch + batch
         if self.guard.requested.is_set():
             self.save(self.epoch, done)
