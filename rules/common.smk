@@ -1,4 +1,6 @@
 # Paths and input functions shared by the rules. Logic lives in workflow/; these only choose paths.
+import functools
+
 from workflow import config as cfg
 from workflow.codedeps import code_digest
 
@@ -58,9 +60,15 @@ def init_model_of(wildcards):
     return [f"{RUN}/model.keras".format(exp=source["experiment"], seed=source["seed"])]
 
 
+@functools.cache
+def train_resources_of(exp):
+    """The Slurm resources of an experiment's train job, computed once per experiment (ten per job)."""
+    return cfg.train_resources(CONFIG, exp)
+
+
 def train_resource(name):
     """An input function giving one Slurm resource of the experiment's train job."""
-    return lambda wildcards: cfg.train_resources(CONFIG, wildcards.exp)[name]
+    return lambda wildcards: train_resources_of(wildcards.exp)[name]
 
 
 def tfjs_inputs(wildcards):

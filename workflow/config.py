@@ -48,11 +48,12 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     """Return a validated copy of `raw` with every default filled; raise ConfigError otherwise."""
     schema = schema or load_schema()
     config = copy.deepcopy(dict(raw))
-    _validate(config, schema, schema)
+    validators: dict[str, jsonschema.Draft202012Validator] = {}  # one per schema: 1000 experiments share them
+    _validate(config, schema, schema, validators=validators)
     for name, experiment in config["experiments"].items():
         model_schema = schema["$defs"][f"model_{experiment['model']['name']}"]
         init_from = experiment["model"].pop("init_from", None)  # validated with the whole config above
-        _validate(experiment["model"], model_schema, schema, prefix=f"experiments.{name}.model")
+        _validate(experiment["model"], model_schema, schema, f"experiments.{name}.model", validators)
         experiment["model"]["init_from"] = init_from
         if experiment["dataset"] not in config["datasets"]:
             known = ", ".join(sorted(config["datasets"]))
@@ -66,18 +67,21 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     return config
 
 
-def _validate(instance: dict[str, Any], schema: dict[str, Any], root: dict[str, Any], prefix: str = "") -> None:
+def _validate(
+    instance: dict[str, Any],
+    schema: dict[str, Any],
+    root: dict[str, Any],
+    prefix: str = "",
+    validators: dict[str, jsonschema.Draft202012Validator] | None = None,
+) -> None:
     fill_defaults(instance, schema, root)
-    validator = _validator(json.dumps(schema, sort_keys=True), json.dumps(root["$defs"], sort_keys=True))
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    validators = {} if validators is None else validators
+    key = str(id(schema))  # the schema objects live as long as the load_config call that passes `validators`
+    if key not in validators:
+        validators[key] = jsonschema.Draft202012Validator({**schema, "$defs": root["$defs"]})
+    errors = sorted(validators[key].iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("\n".join(_describe(error, prefix) for error in errors[:10]))
-
-
-@functools.lru_cache(maxsize=64)
-def _validator(schema_json: str, defs_json: str) -> jsonschema.Draft202012Validator:
-    """One validator per schema (built once: a config of 1000 experiments validates 1000 models)."""
-    return jsonschema.Draft202012Validator({**json.loads(schema_json), "$defs": json.loads(defs_json)})
 
 
 def _describe(error: jsonschema.ValidationError, prefix: str) -> str:
