@@ -72,11 +72,11 @@ def phases(builder: tfds.core.DatasetBuilder, keys: tuple[str, str], arrays: lis
 
     def read_per_example() -> dict[str, float]:
         dataset = builder.as_dataset(split="train", shuffle_files=False)
-        seconds, count = timed(lambda: sum(1 for _ in tfds.as_numpy(dataset.prefetch(tf.data.AUTOTUNE))))
+        seconds, _ = timed(lambda: sum(1 for _ in tfds.as_numpy(dataset.prefetch(tf.data.AUTOTUNE))))
         return {"seconds": seconds}
 
     def read_batched() -> dict[str, float]:
-        seconds, count = timed(lambda: sum(1 for _ in _examples(builder, "train", *keys)))
+        seconds, _ = timed(lambda: sum(1 for _ in _examples(builder, "train", *keys)))
         return {"seconds": seconds}
 
     def encode_proto() -> dict[str, float]:

@@ -4,8 +4,8 @@ Each rule carries the digest of the modules its step imports (found by reading i
 transitively, without importing anything) as its `code` param, and Snakemake reruns a job whose
 params changed: an edit to workflow/models.py reruns training and what follows, and leaves
 download untouched. A digest rather than the files as inputs: Snakemake's cost per job grows
-with its input files (3.3 times a bare Snakefile's dry run at 1000 experiments with ~10 code files
-per job, benchmarks/dag_scale.py), and touching a file without changing it reruns nothing.
+with its input files (about 3 times a bare Snakefile's dry run at 1000 experiments with ~10 code
+files per job: docs/performance.md), and touching a file without changing it reruns nothing.
 """
 
 from __future__ import annotations

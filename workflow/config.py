@@ -19,7 +19,6 @@ import jsonschema
 import yaml
 
 SCHEMA_PATH = pathlib.Path(__file__).resolve().parent.parent / "configs" / "schema.yaml"
-TFLITE_VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 
 
 class ConfigError(ValueError):
@@ -48,8 +47,8 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     """Return a validated copy of `raw` with every default filled; raise ConfigError otherwise."""
     schema = schema or load_schema()
     config = copy.deepcopy(dict(raw))
-    validators: dict[str, jsonschema.Draft202012Validator] = {}  # one per schema: 1000 experiments share them
-    _validate(config, schema, schema, validators=validators)
+    validators: dict[int, jsonschema.Draft202012Validator] = {}  # one per schema: 1000 experiments share them
+    _validate(config, schema, schema, "", validators)
     for name, experiment in config["experiments"].items():
         model_schema = schema["$defs"][f"model_{experiment['model']['name']}"]
         init_from = experiment["model"].pop("init_from", None)  # validated with the whole config above
@@ -71,15 +70,14 @@ def _validate(
     instance: dict[str, Any],
     schema: dict[str, Any],
     root: dict[str, Any],
-    prefix: str = "",
-    validators: dict[str, jsonschema.Draft202012Validator] | None = None,
+    prefix: str,
+    validators: dict[int, jsonschema.Draft202012Validator],
 ) -> None:
     fill_defaults(instance, schema, root)
-    validators = {} if validators is None else validators
-    key = str(id(schema))  # the schema objects live as long as the load_config call that passes `validators`
-    if key not in validators:
-        validators[key] = jsonschema.Draft202012Validator({**schema, "$defs": root["$defs"]})
-    errors = sorted(validators[key].iter_errors(instance), key=lambda e: list(e.absolute_path))
+    # Keyed by id: the schema objects outlive the load_config call that owns `validators`.
+    if id(schema) not in validators:
+        validators[id(schema)] = jsonschema.Draft202012Validator({**schema, "$defs": root["$defs"]})
+    errors = sorted(validators[id(schema)].iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("\n".join(_describe(error, prefix) for error in errors[:10]))
 

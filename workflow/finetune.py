@@ -81,3 +81,12 @@ def set_frozen(model: keras.Model, frozen: set[str]) -> bool:
         if layer.trainable != trainable:
             layer.trainable, changed = trainable, True
     return changed
+
+
+def require_something_trains(model: keras.Model, copied: list[str]) -> None:
+    """Refuse to start with every weighted layer copied and frozen: the first epochs would train nothing."""
+    if not any(layer.trainable and layer.weights for layer in model.layers):
+        raise ValueError(
+            f"model.init_from: every weighted layer was copied and frozen ({', '.join(copied)}), so nothing "
+            "would train; set unfreeze_at_epoch, or freeze: none"
+        )

@@ -100,11 +100,8 @@ def train(
         # Freeze as when the checkpoint was saved: mid-epoch e as in epoch e, at its end as in e - 1.
         saved_epoch, saved_batch = checkpoint.position()
         finetune.set_frozen(model, finetune.frozen_layers(init_from, copied, saved_epoch - (saved_batch == 0)))
-        if transfer and not any(layer.trainable and layer.weights for layer in model.layers):
-            raise ValueError(
-                f"model.init_from: every weighted layer was copied and frozen ({', '.join(copied)}), so nothing "
-                "would train; set unfreeze_at_epoch, or freeze: none"
-            )
+        if transfer:
+            finetune.require_something_trains(model, copied)
         compile_model(model, config, steps["train"])
         progress = checkpoint.restore(model)
     progress.attempts += 1
@@ -338,8 +335,9 @@ class EpochSummaries(keras.callbacks.Callback):
     """Per-epoch scalars for TensorBoard, in train/ and validation/ as Keras's callback writes them.
 
     Not keras.callbacks.TensorBoard: it has end-of-batch hooks even with update_freq="epoch", and
-    any such hook makes Keras wait for every step and convert its logs (fit ran at 0.6 to 0.9 of a
-    plain model.fit on LeNet-5, benchmarks/training_overhead.py). No hook here runs per batch.
+    any such hook makes Keras wait for every step and convert its logs (with it and an end-of-batch
+    checkpoint hook, fit ran at 0.90 of a plain model.fit on LeNet-5, benchmarks/training_overhead.py).
+    No hook here runs per batch.
     """
 
     def __init__(self, folder: pathlib.Path) -> None:
