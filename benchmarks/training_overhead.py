@@ -33,6 +33,7 @@ TARGET = 1.0
 VARIANTS = {
     "project": {},
     "plain model.fit": {},
+    "project, streamed": {"in_memory": False},
     "project, XLA": {"jit_compile": True},
     "project, mixed precision": {"mixed_precision": True},
 }

@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from workflow.atomic import read_json
 from workflow.datasets import load_builder
-from workflow.pipeline import load_arrays, make_dataset, parse_batch
+from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset, parse_batch
 from workflow.shards import ShardError, read_spec, shard_paths
 from workflow.tfrecord import serialize, source_splits
 
@@ -89,6 +89,24 @@ def test_shuffled_order_is_seeded(digits_shards):
 
     assert first_labels(3) == first_labels(3)
     assert first_labels(3) != first_labels(4)
+
+
+def test_in_memory_epochs_are_seeded_permutations(digits_shards):
+    """In memory, an epoch is a permutation of the split fixed by (seed, epoch); skipping k batches drops exactly k."""
+    arrays = load_arrays(digits_shards, "train")
+
+    def labels(seed, epoch, skip=0):
+        dataset = make_in_memory_dataset(arrays, 64, seed=seed, epoch=epoch).skip(skip)
+        return np.concatenate([batch[1].numpy() for batch in dataset])
+
+    first = labels(3, 0)
+    assert sorted(first.tolist()) == sorted(arrays["labels"].tolist())
+    np.testing.assert_array_equal(first, labels(3, 0))
+    assert not np.array_equal(first, labels(3, 1))
+    assert not np.array_equal(first, labels(4, 0))
+    np.testing.assert_array_equal(labels(3, 0, skip=5), first[5 * 64 :])
+    images = next(iter(make_in_memory_dataset(arrays, 64, seed=3, epoch=0)))[0].numpy()
+    assert images.dtype == np.float32 and 0.0 <= images.min() and images.max() <= 1.0
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])

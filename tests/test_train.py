@@ -49,8 +49,8 @@ def test_another_seed_gives_other_weights(train_in_subprocess):
 
 @pytest.mark.parametrize(
     "options",
-    [{"mixed_precision": True}, {"jit_compile": True}, {"run_eagerly": True, "epochs": 1}],
-    ids=["mixed_precision", "xla", "eager"],
+    [{"mixed_precision": True}, {"jit_compile": True}, {"run_eagerly": True, "epochs": 1}, {"in_memory": False}],
+    ids=["mixed_precision", "xla", "eager", "streamed"],
 )
 def test_training_options_train_a_usable_model(train_in_subprocess, options):
     """Each option trains to a model file whose history has finite losses and above-chance validation accuracy."""

@@ -192,6 +192,11 @@ def _check_workers(name: str, train: dict[str, Any]) -> None:
             f"experiments.{name}.train.nodes: {train['nodes']} nodes for {train['workers']} workers; "
             f"every node needs at least one worker"
         )
+    if train["workers"] > 1 and train["in_memory"] is True:
+        raise ConfigError(
+            f"experiments.{name}.train.in_memory: true holds the split in one process; with "
+            f"{train['workers']} workers each reads its shards as a stream (use auto or false)"
+        )
 
 
 # The slices below are what each rule passes as `params`: a step reruns when its slice changes

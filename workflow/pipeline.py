@@ -1,7 +1,13 @@
-"""The tf.data input pipeline: shards -> interleave -> shuffle (seeded) -> batch -> parse -> prefetch.
+"""The tf.data input pipelines.
 
+Streaming (any size): shards -> interleave -> shuffle (seeded buffer) -> batch -> parse -> prefetch.
 Parsing after batching turns one small op per example into one op per batch; with fixed-length
 raw-bytes images that is a single `parse_example` and a single `decode_raw` per batch.
+
+In memory (a train split that fits): the shards are read once into uint8 arrays, and each epoch
+gathers whole batches by a seeded permutation of the indices, as `model.fit` does for NumPy
+arrays: a few ops per batch instead of per-example interleave and shuffle work, which on a
+2-core machine competes with training (docs/performance.md, training overhead).
 """
 
 from __future__ import annotations
@@ -62,7 +68,38 @@ def make_dataset(
         images, labels = parse_batch(records, shape)
         return (images if raw_images else scale_images(images)), labels
 
-    dataset = dataset.map(parse, num_parallel_calls=AUTOTUNE)
+    return finish_batches(dataset.map(parse, num_parallel_calls=AUTOTUNE), seed, augment)
+
+
+def make_in_memory_dataset(
+    arrays: dict[str, Any],
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    augment: dict[str, Any] | None = None,
+) -> tf.data.Dataset:
+    """Batches of (scaled images, labels) of arrays from `load_arrays`, shuffled for (seed, epoch).
+
+    The whole split is permuted (no shuffle buffer), by NumPy's PCG64 seeded with
+    `epoch_seed(seed, epoch)`: the order of epoch k does not depend on earlier epochs, so a resumed
+    run skipping the batches it already did sees what an uninterrupted run sees.
+    """
+    seed = epoch_seed(seed, epoch)
+    order = np.random.default_rng(seed).permutation(len(arrays["labels"]))
+    batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+    # from_tensors(...).repeat() hands the arrays to each batch by reference; capturing them in the
+    # map function would copy them into its graph.
+    whole = tf.data.Dataset.from_tensors((arrays["images"], arrays["labels"])).repeat()
+
+    def gather(indices: tf.Tensor, split: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        return scale_images(tf.gather(split[0], indices)), tf.gather(split[1], indices)
+
+    return finish_batches(tf.data.Dataset.zip(batches, whole).map(gather, num_parallel_calls=AUTOTUNE), seed, augment)
+
+
+def finish_batches(dataset: tf.data.Dataset, seed: int, augment: dict[str, Any] | None) -> tf.data.Dataset:
+    """Seeded augmentation of (images, labels) batches, if configured, then prefetch."""
     if augment and (augment["pad_crop"] or augment["horizontal_flip"]):
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
@@ -70,6 +107,11 @@ def make_dataset(
             num_parallel_calls=AUTOTUNE,
         )
     return dataset.prefetch(AUTOTUNE)
+
+
+def split_bytes(spec: dict[str, Any], split: str) -> int:
+    """Bytes of a split's decoded uint8 images (what `load_arrays` holds in memory)."""
+    return spec["splits"][split]["examples"] * int(np.prod(spec["features"]["image"]["shape"]))
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

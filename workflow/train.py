@@ -29,10 +29,12 @@ from workflow.atomic import atomic_path, read_json, write_json
 from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard, TrainingInterruptedError
 from workflow.config import config_hash
 from workflow.models import build_model
-from workflow.pipeline import make_dataset
+from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset, split_bytes
 from workflow.shards import read_spec, sha256_file
 
 log = logging.getLogger(__name__)
+
+IN_MEMORY_LIMIT_BYTES = 2 << 30  # in_memory: auto holds a train split up to this size of decoded images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,7 @@ class TrainConfig:
     optimizer: dict[str, Any]
     schedule: dict[str, Any]
     shuffle_buffer: int
+    in_memory: bool | str  # auto, true, false: see IN_MEMORY_LIMIT_BYTES and configs/schema.yaml
     augment: dict[str, Any]  # pad_crop (pixels) and horizontal_flip, applied to train batches only.
     strategy: str
     workers: int  # Processes of a multi-worker cluster; started by workflow/launch.py.
@@ -230,8 +233,11 @@ def load_data(
     of whole batches.
     """
     files = len(spec["splits"]["train"]["shards"])
+    arrays = load_arrays(shards_dir, "train") if holds_in_memory(config, spec, workers) else None
 
     def train_data(epoch: int) -> tf.data.Dataset:
+        if arrays is not None:
+            return make_in_memory_dataset(arrays, config.batch_size, seed=seed, epoch=epoch, augment=config.augment)
         dataset = make_dataset(
             shards_dir,
             "train",
@@ -255,6 +261,13 @@ def load_data(
         validation_files = len(spec["splits"]["validation"]["shards"])
         validation_data = validation_data.repeat().with_options(shard_options(validation_files, workers))
     return train_data, validation_data, steps
+
+
+def holds_in_memory(config: TrainConfig, spec: dict[str, Any], workers: int) -> bool:
+    """Whether the train split is held in memory (train.in_memory; auto: one worker, split <= the limit)."""
+    if config.in_memory == "auto":
+        return workers == 1 and split_bytes(spec, "train") <= IN_MEMORY_LIMIT_BYTES
+    return bool(config.in_memory)
 
 
 def shard_options(files: int, workers: int) -> tf.data.Options:
