@@ -7,17 +7,21 @@ on the MNIST train split. "project" is `workflow.train.train` as the train step 
 through the tf.data pipeline, the strategy `auto` picks, one `fit` per epoch, checkpoints,
 TensorBoard, the epoch logger, and saving model.keras, history.json and train.json. "plain" is
 build, compile and one `model.fit(x, y, batch_size, epochs, shuffle=True)` on float32 arrays
-already scaled in memory. Each measurement is a fresh process (so op determinism, XLA and the
+already scaled in memory, with model.fit's default of one batch per call; a second plain row uses
+the project's `steps_per_execution`, to show how much of the difference that default makes. Each measurement is a fresh process (so op determinism, XLA and the
 precision policy do not leak), timing the training call alone: interpreter and TensorFlow
 start-up are the same for both and are per-step start-up's concern (step_startup.py).
 Also the project with XLA (`jit_compile: true`) and with mixed precision (bfloat16 on CPU).
-Target: project/plain examples/s at least 1.0.
+Target: project/plain examples/s at least 1.0. Both wall-clock examples/s and examples per CPU
+second (all threads of the process) are reported: on a shared machine the wall figure of the same
+work swings by a fifth between minutes, the CPU figure by a few percent.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -27,12 +31,13 @@ import tempfile
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from harness import REPO, header, interleaved, table, timed  # noqa: E402
+from harness import REPO, header, interleaved, table, timed_with_cpu  # noqa: E402
 
 TARGET = 1.0
 VARIANTS = {
     "project": {},
     "plain model.fit": {},
+    "plain model.fit, project's steps_per_execution": {},
     "project, streamed": {"in_memory": False},
     "project, XLA": {"jit_compile": True},
     "project, mixed precision": {"mixed_precision": True},
@@ -58,7 +63,7 @@ def worker(variant: str, config_path: str, epochs: int) -> dict[str, float]:
     if variant.startswith("project"):
         with tempfile.TemporaryDirectory(prefix="overhead-", dir=REPO / "build") as scratch:
             folder = pathlib.Path(scratch)
-            seconds, _ = timed(
+            seconds, cpu_seconds, _ = timed_with_cpu(
                 lambda: train(
                     shards_dir=str(shards),
                     model_path=str(folder / "model.keras"),
@@ -70,7 +75,7 @@ def worker(variant: str, config_path: str, epochs: int) -> dict[str, float]:
                     seed=seed,
                 )
             )
-        return {"examples_per_s": examples / seconds}
+        return {"examples_per_s": examples / seconds, "examples_per_cpu_s": examples / cpu_seconds}
     settings = TrainConfig(**params["train"])
     arrays = load_arrays(str(shards), "train")
     images = (arrays["images"].astype("float32") / 255.0).copy()
@@ -81,11 +86,15 @@ def worker(variant: str, config_path: str, epochs: int) -> dict[str, float]:
         model = build_model(
             params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"]
         )
-        compile_model(model, settings, -(-len(labels) // settings.batch_size))
+        if "steps_per_execution" not in variant:  # model.fit's own default
+            settings_here = dataclasses.replace(settings, steps_per_execution=1)
+        else:
+            settings_here = settings
+        compile_model(model, settings_here, -(-len(labels) // settings.batch_size))
         model.fit(images, labels, batch_size=settings.batch_size, epochs=epochs, shuffle=True, verbose=0)
 
-    seconds, _ = timed(plain)
-    return {"examples_per_s": examples / seconds}
+    seconds, cpu_seconds, _ = timed_with_cpu(plain)
+    return {"examples_per_s": examples / seconds, "examples_per_cpu_s": examples / cpu_seconds}
 
 
 def measure(variant: str, config_path: str, epochs: int) -> dict[str, float]:
@@ -114,13 +123,22 @@ def main() -> None:
         {variant: lambda variant=variant: measure(variant, args.config, args.epochs) for variant in VARIANTS},
         args.repeats,
     )
-    plain = medians["plain model.fit"]["examples_per_s"]
-    rows = [[name, figures["examples_per_s"], figures["examples_per_s"] / plain] for name, figures in medians.items()]
-    print(table(["training", "examples/s", "÷ plain model.fit"], rows))
-    ratio = medians["project"]["examples_per_s"] / plain
-    print(f"\nproject/plain {ratio:.2f} (target >= {TARGET})")
-    sys.exit(0 if ratio >= TARGET else 1)
-
+    plain = medians["plain model.fit"]
+    rows = [
+        [
+            name,
+            figures["examples_per_s"],
+            figures["examples_per_s"] / plain["examples_per_s"],
+            figures["examples_per_cpu_s"],
+            figures["examples_per_cpu_s"] / plain["examples_per_cpu_s"],
+        ]
+        for name, figures in medians.items()
+    ]
+    print(table(["training", "examples/s", "÷ plain", "examples per CPU s", "÷ plain (CPU)"], rows))
+    wall_ratio = medians["project"]["examples_per_s"] / plain["examples_per_s"]
+    cpu_ratio = medians["project"]["examples_per_cpu_s"] / plain["examples_per_cpu_s"]
+    print(f"\nproject/plain: {wall_ratio:.2f} by wall time, {cpu_ratio:.2f} by CPU time (target >= {TARGET})")
+    sys.exit(0 if min(wall_ratio, cpu_ratio) >= TARGET else 1)
 
 if __name__ == "__main__":
     main()

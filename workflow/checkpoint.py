@@ -155,7 +155,11 @@ class PreemptionGuard:
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """Saves every `every_steps` batches, and at once when the guard was signalled (then stops fit)."""
+    """Saves every `every_steps` batches, and at once when the guard was signalled (then stops fit).
+
+    Keras calls it before every `steps_per_execution` batches, so both happen at the first such
+    call at or after the point (at most steps_per_execution - 1 batches later).
+    """
 
     def __init__(
         self, save: Callable[[int, int], None], guard: PreemptionGuard, every_steps: int, first_batch: int = 0
@@ -163,6 +167,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         super().__init__()
         self.save, self.guard, self.every_steps = save, guard, every_steps
         self.first_batch = first_batch  # batches of this epoch done before this fit call (a resume)
+        self.previous = first_batch  # batches done at the previous call (Keras calls every steps_per_execution)
         self.epoch = 0
         self.interrupted_at: tuple[int, int] | None = None
 
@@ -178,5 +183,6 @@ class CheckpointCallback(keras.callbacks.Callback):
             self.save(self.epoch, done)
             self.interrupted_at = (self.epoch, done)
             self.model.stop_training = True  # Keras runs this batch, then stops; the resume redoes it
-        elif batch and self.every_steps and done % self.every_steps == 0:
-            self.save(self.epoch, done)
+        elif batch and self.every_steps and done // self.every_steps > self.previous // self.every_steps:
+            self.save(self.epoch, done)  # the first call at or past each multiple of every_steps
+        self.previous = done

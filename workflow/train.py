@@ -57,6 +57,7 @@ class TrainConfig:
     mixed_precision: bool
     jit_compile: bool
     run_eagerly: bool
+    steps_per_execution: int  # batches per call of the compiled train step
     checkpoint: dict[str, int]  # every_epochs, every_steps (0: never within an epoch)
 
 
@@ -173,6 +174,7 @@ def train(
         "host": runtime.host(),
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
+        "steps_per_execution": model.steps_per_execution,
         "workers": [me] + collect_worker_reports(model_path, identity["workers"]),
         "parameters": model.count_params(),
         "init_from": transfer,
@@ -341,7 +343,18 @@ def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int)
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=config.jit_compile,
         run_eagerly=config.run_eagerly,
+        steps_per_execution=steps_per_execution(config),
     )
+
+
+def steps_per_execution(config: TrainConfig) -> int:
+    """The configured batches per call on one replica; 1 under a strategy with several replicas.
+
+    With MirroredStrategy, Keras 3.15's multi-step loop fails to run ("You must feed a value for
+    placeholder tensor ... while/cond/Placeholder", tests/test_distribute.py), so replicas get one
+    batch per call.
+    """
+    return config.steps_per_execution if tf.distribute.get_strategy().num_replicas_in_sync == 1 else 1
 
 
 class EpochSummaries(keras.callbacks.Callback):
