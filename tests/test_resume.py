@@ -3,6 +3,7 @@ ends with the same weights, bit for bit, and the same metrics.json as an uninter
 
 from __future__ import annotations
 
+import copy
 import json
 import pathlib
 import re
@@ -31,7 +32,7 @@ PARAMS = train_params(
 PARAMS["model"] = {"name": "mlp", "hidden_units": [32], "dropout": 0.3}
 
 
-def start_training(folder: pathlib.Path, shards: str) -> subprocess.Popen:
+def start_training(folder: pathlib.Path, shards: str, params: dict = PARAMS, **extra: str) -> subprocess.Popen:
     arguments = {
         "shards_dir": shards,
         "model_path": str(folder / "model.keras"),
@@ -39,8 +40,9 @@ def start_training(folder: pathlib.Path, shards: str) -> subprocess.Popen:
         "info_path": str(folder / "train.json"),
         "tensorboard_dir": str(folder / "tensorboard"),
         "checkpoint_root": str(folder / "checkpoints"),
-        "params": PARAMS,
+        "params": params,
         "seed": 3,
+        **extra,
     }
     program = (
         "import json, logging; logging.basicConfig(level=logging.INFO); from workflow.train import train; "
@@ -54,9 +56,11 @@ def checkpoint_state(folder: pathlib.Path) -> dict | None:
     return json.loads(states[0].read_text()) if states else None
 
 
-def interrupt_when(folder: pathlib.Path, shards: str, epoch: int, batch: int, sig: signal.Signals) -> tuple[int, str]:
+def interrupt_when(
+    folder: pathlib.Path, shards: str, epoch: int, batch: int, sig: signal.Signals, **training: object
+) -> tuple[int, str]:
     """Start training, wait until its checkpoint has reached (epoch, batch), send `sig`; exit code and stderr."""
-    process = start_training(folder, shards)
+    process = start_training(folder, shards, **training)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         state = checkpoint_state(folder)
@@ -71,8 +75,8 @@ def interrupt_when(folder: pathlib.Path, shards: str, epoch: int, batch: int, si
     return process.returncode, stderr
 
 
-def finish(folder: pathlib.Path, shards: str) -> dict:
-    process = start_training(folder, shards)
+def finish(folder: pathlib.Path, shards: str, **training: object) -> dict:
+    process = start_training(folder, shards, **training)
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
     evaluate(model_path=str(folder / "model.keras"), shards_dir=shards, metrics_path=str(folder / "metrics.json"),
@@ -151,3 +155,40 @@ def test_checkpoint_of_another_model_is_refused_by_name(tmp_path):
 
     with pytest.raises(ValueError, match=f"{tmp_path}: the checkpoint does not match this model"):
         Checkpoint(tmp_path).restore(large)
+
+
+def test_resume_across_the_unfreeze_epoch_ends_bitwise_equal(digits_shards, tmp_path, reliability):
+    """A fine-tune that unfreezes its copied layer at epoch 2, killed before, at and after that epoch's
+    start: each rerun freezes as the checkpoint's position says, and the end is bitwise equal."""
+    source = tmp_path / "source"
+    source.mkdir()
+    finish(source, digits_shards, params={**PARAMS, "train": {**PARAMS["train"], "epochs": 1}})
+    params = copy.deepcopy(PARAMS)
+    params["train"]["epochs"] = 4
+    params["model"]["hidden_units"] = [32, 16]
+    params["model"]["init_from"] = {"experiment": "source", "seed": None, "path": None,
+                                    "freeze": "transferred", "unfreeze_at_epoch": 2}  # fmt: skip
+    training = {"params": params, "init_model_path": str(source / "model.keras")}
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    straight.mkdir()
+    interrupted.mkdir()
+    expected = finish(straight, digits_shards, **training)
+    assert expected["init_from"]["copied"] == ["hidden_0"]
+
+    faults = []
+    for epoch, batch, sig in [(1, 20, signal.SIGKILL), (2, 0, signal.SIGKILL), (2, 40, signal.SIGTERM),
+                              (3, 30, signal.SIGKILL)]:  # fmt: skip
+        code, _ = interrupt_when(interrupted, digits_shards, epoch, batch, sig, **training)
+        state = checkpoint_state(interrupted)
+        faults.append((sig.name, state["epoch"], state["batch"]))
+        assert code != 0
+    info = finish(interrupted, digits_shards, **training)
+
+    print("faults (signal, checkpoint epoch, batch):", faults)
+    assert info["attempts"] == 5
+    for mine, theirs in zip(weights(interrupted), weights(straight), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert (interrupted / "metrics.json").read_bytes() == (straight / "metrics.json").read_bytes()
+    for name, epoch, batch in faults:
+        reliability(f"{name} during a fine-tune around its unfreeze epoch (checkpoint at epoch {epoch}, batch {batch})",
+                    "step train", "rerun resumed with the freeze state of its position; weights bitwise equal", 0)  # fmt: skip

@@ -37,6 +37,17 @@ def test_same_seed_gives_identical_weights_history_and_metrics(train_in_subproce
     )
 
 
+def test_steps_per_execution_does_not_change_the_arithmetic(train_in_subprocess):
+    """One batch per call or 16: bitwise-equal weights and the same history (only the dispatch differs)."""
+    _, one = train_in_subprocess(train_params(deterministic=True, steps_per_execution=1), seed=5, name="one")
+    _, sixteen = train_in_subprocess(train_params(deterministic=True, steps_per_execution=16), seed=5, name="sixteen")
+
+    for a, b in zip(weights_of(one), weights_of(sixteen), strict=True):
+        np.testing.assert_array_equal(a, b)
+    history = [json.loads((folder / "history.json").read_text()) for folder in (one, sixteen)]
+    assert history[0]["loss"] == history[1]["loss"]
+
+
 def test_another_seed_gives_other_weights(train_in_subprocess):
     """The seed matters: seeds 1 and 2 give different weights."""
     params = train_params(deterministic=True, epochs=1)
