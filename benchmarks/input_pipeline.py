@@ -2,9 +2,11 @@
 
     python benchmarks/input_pipeline.py [--config configs/papers/lenet5_mnist.yaml] [--repeats 5]
 
-One epoch of the train split with the config's batch size is read three ways, in turn:
+One epoch of the train split with the config's batch size is read four ways, in turn:
 the project's pipeline (`workflow.pipeline.make_dataset`: shards, interleave, seeded shuffle,
-batch, parse, scale, prefetch), the same arrays from memory (`from_tensor_slices`, batch, then
+batch, parse, scale, prefetch), the project's in-memory path that training takes for splits that
+fit (`make_in_memory_dataset`: a seeded permutation, gather per batch, scale; shown, not judged),
+the same arrays from memory (`from_tensor_slices`, batch, then
 map the same scaling), and what training consumes: the config's model taking optimizer steps on
 batches from memory. Targets: pipeline/memory at least 0.5; pipeline/training at least 10.
 The shards come from the tfrecord benchmark's prepared dataset (build/bench/<dataset>/).
@@ -26,7 +28,7 @@ from tfrecord_write import prepared_manifest  # noqa: E402
 
 from workflow import config as cfg  # noqa: E402
 from workflow.models import build_model, scale_images  # noqa: E402
-from workflow.pipeline import load_arrays, make_dataset  # noqa: E402
+from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset  # noqa: E402
 from workflow.shards import read_spec  # noqa: E402
 from workflow.tfrecord import convert  # noqa: E402
 from workflow.train import TrainConfig, compile_model  # noqa: E402
@@ -94,6 +96,9 @@ def main() -> None:
         {
             "project pipeline (shards)": lambda: examples_per_second(
                 make_dataset(str(shards), "train", batch, shuffle=True, seed=0, epoch=0)
+            ),
+            "project, split held in memory (train.in_memory)": lambda: examples_per_second(
+                make_in_memory_dataset(arrays, batch, seed=0, epoch=0)
             ),
             "from_tensor_slices (memory)": lambda: examples_per_second(memory),
             "training consumes": lambda: training_rate(params, spec, memory, args.train_steps),

@@ -69,21 +69,35 @@ def test_the_input_is_not_modified():
         ("experiments.exp.train", {"strategy": "horovod"}, "experiments.exp.train.strategy: 'horovod'"),
         ("datasets.digits.tfds_name", "../etc", "datasets.digits.tfds_name: '../etc'"),
         ("experiments.exp.convert", {"tflite": {"variants": ["int4"]}}, "'int4'"),
+        ("experiments.exp.train", {"optimizer": {"learning_rate": 0}}, "learning_rate: 0"),
+        ("experiments.exp.train", {"in_memory": "sometimes"}, "in_memory: 'sometimes'"),
+        ("experiments.exp.model", {"name": "mlp", "init_from": {"path": 3}}, "init_from.path: 3"),
     ],
 )
-def test_bad_values_are_refused_naming_key_and_value(path, value, expected):
-    """Each bad value raises ConfigError whose message contains the key path and the value."""
+@pytest.mark.parametrize("experiments", [1, cfg.COMPILED_VALIDATION_FROM], ids=["jsonschema", "compiled"])
+def test_bad_values_are_refused_naming_key_and_value(path, value, expected, experiments):
+    """Each bad value raises ConfigError whose message contains the key path and the value, also in a
+    config large enough for the compiled validators (the faulty experiment among valid copies)."""
     with pytest.raises(cfg.ConfigError) as caught:
-        cfg.load_config(with_change(path, value))
+        cfg.load_config(with_copies(with_change(path, value), experiments - 1))
 
     assert expected in str(caught.value)
 
 
+def with_copies(config: dict, copies: int) -> dict:
+    """`config` plus `copies` valid copies of MINIMAL's experiment."""
+    for index in range(copies):
+        config["experiments"][f"copy{index:04d}"] = copy.deepcopy(MINIMAL["experiments"]["exp"])
+    return config
+
+
 @pytest.mark.parametrize("name", ["a/b", "..", "../up", "x y", "", "-dash"])
-def test_unsafe_experiment_names_are_refused(name):
+@pytest.mark.parametrize("experiments", [1, cfg.COMPILED_VALIDATION_FROM], ids=["jsonschema", "compiled"])
+def test_unsafe_experiment_names_are_refused(name, experiments):
     """Experiment names become folders: '/', '..', spaces and empty names are refused by name."""
     bad = copy.deepcopy(MINIMAL)
     bad["experiments"] = {name: bad["experiments"]["exp"]}
+    bad = with_copies(bad, experiments - 1)
 
     with pytest.raises(cfg.ConfigError) as caught:
         cfg.load_config(bad)

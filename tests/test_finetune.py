@@ -14,6 +14,7 @@ import yaml
 from helpers import copy_repository, planned_jobs, require_mnist, snakemake, train_params
 
 from workflow import config as cfg
+from workflow.export import write_saved_model
 from workflow.finetune import frozen_layers, transfer_weights
 from workflow.models import build_model
 
@@ -24,14 +25,22 @@ def saved(model: keras.Model, folder, name: str = "source.keras") -> str:
     return path
 
 
-def test_matching_layers_are_copied_and_the_rest_kept_fresh_with_the_reason(tmp_path):
-    """A CNN on 8x8 digits into one on 28x28 images: the convolutions fit, the head after Flatten does not."""
+def exported(model: keras.Model, folder) -> str:
+    path = folder / "saved_model"
+    write_saved_model(model, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("save", [saved, exported], ids=["keras_file", "saved_model_folder"])
+def test_matching_layers_are_copied_and_the_rest_kept_fresh_with_the_reason(tmp_path, save):
+    """A CNN on 8x8 digits into one on 28x28 images: the convolutions fit, the head after Flatten does not.
+    The same from the SavedModel the export step writes (its variables keep their Keras paths)."""
     keras.utils.set_random_seed(0)
     source = build_model({"name": "cnn", "filters": [4, 8]}, [8, 8, 1], 10)
     target = build_model({"name": "cnn", "filters": [4, 8]}, [28, 28, 1], 10)
     fresh_logits = target.get_layer("logits").get_weights()[0].copy()
 
-    report = transfer_weights(target, saved(source, tmp_path))
+    report = transfer_weights(target, save(source, tmp_path))
 
     assert report["copied"] == ["conv_0", "conv_1"]
     assert report["kept_fresh"] == {"logits": "weight shapes [(8, 10), (10,)] in the source, [(200, 10), (10,)] here"}
@@ -67,6 +76,9 @@ def test_bad_sources_are_named(tmp_path):
     (tmp_path / "model.pb").write_bytes(b"x")
     with pytest.raises(ValueError, match="model.pb: model.init_from.path must be a .keras or .weights.h5 file"):
         transfer_weights(model, str(tmp_path / "model.pb"))
+    (tmp_path / "half_saved_model").mkdir()
+    with pytest.raises(ValueError, match="half_saved_model: not a complete SavedModel"):
+        transfer_weights(model, str(tmp_path / "half_saved_model"))
     lenet = build_model({"name": "lenet5"}, [28, 28, 1], 10)
     with pytest.raises(ValueError, match="no layer matches this model"):
         transfer_weights(model, saved(lenet, tmp_path, "lenet.keras"))

@@ -190,5 +190,9 @@ def test_resume_across_the_unfreeze_epoch_ends_bitwise_equal(digits_shards, tmp_
         np.testing.assert_array_equal(mine, theirs)
     assert (interrupted / "metrics.json").read_bytes() == (straight / "metrics.json").read_bytes()
     for name, epoch, batch in faults:
-        reliability(f"{name} during a fine-tune around its unfreeze epoch (checkpoint at epoch {epoch}, batch {batch})",
-                    "step train", "rerun resumed with the freeze state of its position; weights bitwise equal", 0)  # fmt: skip
+        reliability(
+            f"{name} during a fine-tune around its unfreeze epoch (checkpoint at epoch {epoch}, batch {batch})",
+            "step train",
+            "rerun resumed with the freeze state of its position; weights bitwise equal",
+            0,
+        )

@@ -106,7 +106,7 @@ def test_in_memory_epochs_are_seeded_permutations(digits_shards):
     assert not np.array_equal(first, labels(4, 0))
     np.testing.assert_array_equal(labels(3, 0, skip=5), first[5 * 64 :])
     images = next(iter(make_in_memory_dataset(arrays, 64, seed=3, epoch=0)))[0].numpy()
-    assert images.dtype == np.float32 and 0.0 <= images.min() and images.max() <= 1.0
+    assert images.dtype == np.float32 and images.min() >= 0.0 and images.max() <= 1.0
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])

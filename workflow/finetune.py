@@ -1,7 +1,8 @@
 """Fine-tuning: start a model from another model's weights, and freeze what was copied for a while.
 
-`model.init_from` names the source: another experiment's model.keras (the DAG trains it first)
-or a local .keras / .weights.h5 file. Layers are matched by name (every model in workflow/models.py
+`model.init_from` names the source: another experiment's model.keras (the DAG trains it first),
+a local .keras / .weights.h5 file, or a SavedModel folder (its variables keep their Keras paths,
+`layer/kernel`, so they match by name too). Layers are matched by name (every model in workflow/models.py
 names its weighted layers) and copied only when every weight has the same shape, so a classifier
 head for other classes, or a Dense layer after a Flatten of another image size, keeps its fresh
 weights. With `freeze: transferred` the copied layers do not train until `unfreeze_at_epoch`.
@@ -16,7 +17,7 @@ from typing import Any
 import keras
 
 from workflow import models  # noqa: F401  (registers the custom layers a source model may hold)
-from workflow.shards import sha256_file
+from workflow.shards import sha256_path
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def transfer_weights(model: keras.Model, source_path: str) -> dict[str, Any]:
     path = pathlib.Path(source_path)
     if not path.exists():
         raise FileNotFoundError(f"model.init_from: {path} does not exist")
-    report: dict[str, Any] = {"source": str(path), "sha256": sha256_file(path), "copied": [], "kept_fresh": {}}
+    report: dict[str, Any] = {"source": str(path), "sha256": sha256_path(path), "copied": [], "kept_fresh": {}}
     if path.name.endswith(".weights.h5"):
         try:
             model.load_weights(str(path))
@@ -36,26 +37,44 @@ def transfer_weights(model: keras.Model, source_path: str) -> dict[str, Any]:
             ) from None
         report["copied"] = [layer.name for layer in model.layers if layer.weights]
         return _logged(report)
-    if path.suffix != ".keras":
-        raise ValueError(f"{path}: model.init_from.path must be a .keras or .weights.h5 file")
-    source = keras.models.load_model(path, compile=False, safe_mode=True)
-    source_layers = {layer.name: layer for layer in source.layers}
+    if path.is_dir():
+        source_weights = saved_model_weights(path)
+    elif path.suffix == ".keras":
+        source = keras.models.load_model(path, compile=False, safe_mode=True)
+        source_weights = {weight.path: weight.numpy() for weight in source.weights}
+    else:
+        raise ValueError(f"{path}: model.init_from.path must be a .keras or .weights.h5 file or a SavedModel folder")
     for layer in model.layers:
         if not layer.weights:
             continue
-        match = source_layers.get(layer.name)
-        if match is None:
-            report["kept_fresh"][layer.name] = "no layer of that name in the source"
+        theirs = [source_weights.get(weight.path) for weight in layer.weights]
+        if any(value is None for value in theirs):
+            report["kept_fresh"][layer.name] = "no layer of that name (and weights) in the source"
             continue
-        ours, theirs = [w.shape for w in layer.get_weights()], [w.shape for w in match.get_weights()]
-        if ours != theirs:
-            report["kept_fresh"][layer.name] = f"weight shapes {theirs} in the source, {ours} here"
+        ours, their_shapes = [tuple(w.shape) for w in layer.weights], [value.shape for value in theirs]
+        if ours != their_shapes:
+            report["kept_fresh"][layer.name] = f"weight shapes {their_shapes} in the source, {ours} here"
             continue
-        layer.set_weights(match.get_weights())
+        layer.set_weights(theirs)
         report["copied"].append(layer.name)
     if not report["copied"]:
         raise ValueError(f"{path}: no layer matches this model by name and weight shapes ({report['kept_fresh']})")
     return _logged(report)
+
+
+def saved_model_weights(path: pathlib.Path) -> dict[str, Any]:
+    """Variables of a SavedModel folder by their Keras path (`conv_0/kernel`), as NumPy arrays.
+
+    Keras 3 cannot rebuild layers from a SavedModel, but a Keras model exported there (as the
+    export step does) names each variable by its path, which is what layers are matched by.
+    """
+    import tensorflow as tf
+
+    from workflow.export import check_saved_model
+
+    check_saved_model(path)
+    loaded = tf.saved_model.load(str(path))
+    return {variable.name.removesuffix(":0"): variable.numpy() for variable in loaded.variables}
 
 
 def _logged(report: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,17 @@ def sha256_file(path: str | pathlib.Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_path(path: str | pathlib.Path) -> str:
+    """sha256 of a file, or of a folder: its files' relative paths and contents, in sorted order."""
+    root = pathlib.Path(path)
+    if not root.is_dir():
+        return sha256_file(root)
+    digest = hashlib.sha256()
+    for file in sorted(item for item in root.rglob("*") if item.is_file()):
+        digest.update(f"{file.relative_to(root).as_posix()}\0{sha256_file(file)}\n".encode())
+    return digest.hexdigest()
+
+
 def read_spec(shards_dir: str | pathlib.Path) -> dict[str, Any]:
     """spec.json of a shards folder."""
     return read_json(pathlib.Path(shards_dir) / SPEC_NAME)

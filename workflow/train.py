@@ -30,7 +30,7 @@ from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard,
 from workflow.config import config_hash
 from workflow.models import build_model
 from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset, split_bytes
-from workflow.shards import read_spec, sha256_file
+from workflow.shards import read_spec, sha256_path
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def train(
     init_from = params["model"].get("init_from")
     identity_of_run = {"params": params, "seed": seed, "data": spec}
     if init_model_path:  # a changed source model must not resume from a checkpoint of the old one
-        identity_of_run["init_sha256"] = sha256_file(init_model_path)
+        identity_of_run["init_sha256"] = sha256_path(init_model_path)
     # Every worker resumes from the chief's checkpoint: the variables are the same on all of them.
     checkpoint = Checkpoint(pathlib.Path(checkpoint_root) / config_hash(identity_of_run))
     with strategy.scope():
@@ -285,18 +285,22 @@ def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimize
     settings = config.optimizer
     rate = learning_rate_schedule(settings["learning_rate"], config.schedule, steps_per_epoch, config.epochs)
     name = settings["name"]
+    # Named explicitly: Keras would call a second optimizer in the process "adam_1", and its variables
+    # (adam_1/iteration, ...) would not match a checkpoint saved by the first (after a recompile, or
+    # a resume in another process).
     if name == "sgd":
         return keras.optimizers.SGD(
             rate,
             momentum=settings["momentum"],
             nesterov=settings["nesterov"],
             weight_decay=settings["weight_decay"] or None,
+            name=name,
         )
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(rate, momentum=settings["momentum"])
+        return keras.optimizers.RMSprop(rate, momentum=settings["momentum"], name=name)
     if name == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=settings["weight_decay"])
-    return keras.optimizers.Adam(rate)
+        return keras.optimizers.AdamW(rate, weight_decay=settings["weight_decay"], name=name)
+    return keras.optimizers.Adam(rate, name=name)
 
 
 def learning_rate_schedule(
