@@ -140,6 +140,7 @@ def train(
                 steps_per_epoch=step_count,
                 validation_steps=steps["validation"] if steps["fixed"] and validation_data is not None else None,
                 verbose=0,
+                shuffle=False,  # the datasets are shuffled per (seed, epoch); Keras warns when asked to
                 callbacks=[saver, summaries, epoch_log],
             )
             if saver.interrupted_at:
