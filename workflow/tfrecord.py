@@ -1,8 +1,11 @@
 """Convert a prepared tfds dataset into the project's TFRecord shards and their spec.json.
 
-Each record is a tf.train.Example with the image as raw bytes and the label as int64: fixed-length
-features, so a whole batch parses in one `tf.io.parse_example` call and one `decode_raw`.
-spec.json records the feature spec, the examples and sha256 of every shard, and the source.
+Images: each record is a tf.train.Example with the image as raw bytes and the label as int64:
+fixed-length features, so a whole batch parses in one `tf.io.parse_example` call and one
+`decode_raw`. Tables (a dict of scalar features, as sklearn_breast_cancer has): each record holds
+every column with its type (float32 -> float_list, integers -> int64_list, text -> bytes_list)
+and the label. spec.json records the feature spec (`image` or `columns`, and `label`), the
+examples and sha256 of every shard, and the source.
 """
 
 from __future__ import annotations
@@ -29,14 +32,16 @@ def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], vali
     """Write N shards per split and spec.json into `output_dir`, atomically as one folder."""
     manifest = read_json(manifest_path)
     builder = load_builder(manifest)
-    image_key, label_key = _supervised_keys(builder)
+    input_key, label_key = _supervised_keys(builder)
     sources = source_splits(set(builder.info.splits), validation_percent)
-    image_feature = builder.info.features[image_key]
+    input_feature = builder.info.features[input_key]
     label_feature = builder.info.features[label_key]
+    columns = _columns(input_feature) if isinstance(input_feature, tfds.features.FeaturesDict) else None
+    inputs = {"columns": columns} if columns else {"image": {"dtype": "uint8", "shape": list(input_feature.shape)}}
     spec: dict[str, Any] = {
         "source": {key: manifest[key] for key in ("name", "version", "full_name")},
         "features": {
-            "image": {"dtype": "uint8", "shape": list(image_feature.shape)},
+            **inputs,
             "label": {"dtype": "int64", "num_classes": label_feature.num_classes, "names": label_feature.names},
         },
         "splits": {},
@@ -45,8 +50,11 @@ def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], vali
         temporary.mkdir()
         for split, source in sources.items():
             started = time.monotonic()
-            examples = _examples(builder, source, image_key, label_key)
-            files = write_split(temporary, split, examples, shards[split])
+            examples = _examples(builder, source, input_key, label_key)
+            records = (
+                serialize_row(row, label, columns) if columns else serialize(row, label) for row, label in examples
+            )
+            files = write_split(temporary, split, records, shards[split])
             count = sum(entry["examples"] for entry in files)
             spec["splits"][split] = {"source_split": source, "examples": count, "shards": files}
             log.info(
@@ -75,24 +83,63 @@ def source_splits(available: set[str], validation_percent: int) -> dict[str, str
 
 def _supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
     keys = builder.info.supervised_keys
-    if not keys or len(keys) != 2:
-        raise ValueError(f"{builder.info.full_name}: needs (image, label) supervised_keys, has {keys}")
+    if not keys or len(keys) != 2 or not all(isinstance(key, str) for key in keys):
+        raise ValueError(
+            f"{builder.info.full_name}: needs (image, label) or (features, label) supervised_keys, has {keys}"
+        )
     return keys[0], keys[1]
 
 
+COLUMN_DTYPES = {"float32": "float32", "float64": "float32", "int32": "int64", "int64": "int64", "bool": "int64",
+                 "string": "string"}  # fmt: skip
+
+
+def _columns(features: tfds.features.FeaturesDict) -> dict[str, dict[str, str]]:
+    """Name -> {"dtype": float32 | int64 | string} of a table's scalar features, sorted by name."""
+    columns = {}
+    for name, feature in sorted(features.items()):
+        dtype = feature.np_dtype.name if feature.np_dtype.kind != "O" else "string"
+        if feature.shape != () or dtype not in COLUMN_DTYPES:
+            raise ValueError(
+                f"feature {name!r}: tables need scalar numbers or text, got {dtype} of shape {feature.shape}"
+            )
+        columns[name] = {"dtype": COLUMN_DTYPES[dtype]}
+    return columns
+
+
+def serialize_row(row: dict[str, Any], label: int, columns: dict[str, dict[str, str]]) -> bytes:
+    """One tf.train.Example of a table row: each column typed as spec.json says, and the label."""
+    if label < 0:
+        raise ValueError(f"label {label}: class labels are non-negative integers")
+    feature = {"label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+    for name, column in columns.items():
+        value = row[name]
+        if column["dtype"] == "float32":
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+        elif column["dtype"] == "int64":
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+        else:
+            text = value if isinstance(value, bytes) else str(value).encode()
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
+
+
 def _examples(
-    builder: tfds.core.DatasetBuilder, split: str, image_key: str, label_key: str, batch_size: int = 1024
-) -> Iterator[tuple[np.ndarray, int]]:
-    """(image, label) in the split's order, read from tfds a batch at a time.
+    builder: tfds.core.DatasetBuilder, split: str, input_key: str, label_key: str, batch_size: int = 1024
+) -> Iterator[tuple[Any, int]]:
+    """(image or table row, label) in the split's order, read from tfds a batch at a time.
 
     Per-example `tfds.as_numpy` on MNIST's train split takes 2.5 times the whole step of today;
     batches of 1024 read it 3.7 times faster (benchmarks/tfrecord_write.py, docs/performance.md).
     """
     dataset = builder.as_dataset(split=split, shuffle_files=False, batch_size=batch_size)
     for batch in tfds.as_numpy(dataset.prefetch(tf.data.AUTOTUNE)):
-        images, labels = batch[image_key], batch[label_key]
+        inputs, labels = batch[input_key], batch[label_key]
         for index in range(len(labels)):
-            yield images[index], int(labels[index])
+            if isinstance(inputs, dict):
+                yield {name: values[index] for name, values in inputs.items()}, int(labels[index])
+            else:
+                yield inputs[index], int(labels[index])
 
 
 def serialize(image: np.ndarray, label: int) -> bytes:
@@ -129,16 +176,14 @@ _IMAGE_KEY = _length_delimited(1, b"image")  # the map entry's key field
 _LABEL_KEY = _length_delimited(1, b"label")
 
 
-def write_split(
-    folder: pathlib.Path, split: str, examples: Iterator[tuple[np.ndarray, int]], num_shards: int
-) -> list[dict[str, Any]]:
-    """Write examples round-robin into `num_shards` files; return name, count and sha256 of each."""
+def write_split(folder: pathlib.Path, split: str, records: Iterator[bytes], num_shards: int) -> list[dict[str, Any]]:
+    """Write serialized examples round-robin into `num_shards` files; return name, count and sha256 of each."""
     names = [f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord" for index in range(num_shards)]
     counts = [0] * num_shards
     writers = [tf.io.TFRecordWriter(str(folder / name)) for name in names]
     try:
-        for position, (image, label) in enumerate(examples):
-            writers[position % num_shards].write(serialize(image, label))
+        for position, record in enumerate(records):
+            writers[position % num_shards].write(record)
             counts[position % num_shards] += 1
     finally:
         for writer in writers:

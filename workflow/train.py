@@ -83,6 +83,11 @@ def train(
     """
     config = TrainConfig(**params["train"])
     spec = read_spec(shards_dir)
+    if "image" not in spec["features"]:
+        raise ValueError(
+            f"{shards_dir}: a table ({len(spec['features']['columns'])} columns); the models for tables "
+            "(FeatureSpace, linear, wide-and-deep, boosted trees) are not implemented yet"
+        )
     set_up(config, seed)
     strategy = distribute.build_strategy(config.strategy, config.devices, tpu=config.tpu)
     identity = distribute.task_identity(strategy)

@@ -16,10 +16,10 @@ from typing import Any
 import tensorflow_datasets as tfds
 
 from workflow.atomic import write_json
-from workflow.datasets import digits  # noqa: F401  (registers sklearn_digits with tfds)
+from workflow.datasets import breast_cancer, digits  # noqa: F401  (register the project's builders with tfds)
 
 log = logging.getLogger(__name__)
-PROJECT_BUILDERS = ("sklearn_digits",)
+PROJECT_BUILDERS = ("sklearn_digits", "sklearn_breast_cancer")
 
 
 class DatasetUnavailableError(RuntimeError):
