@@ -180,10 +180,11 @@ def test_key_order_does_not_change_a_slice():
     [
         ({"workers": 2, "strategy": "mirrored"}, "2 workers need strategy multi_worker_mirrored"),
         ({"workers": 2, "nodes": 3}, "3 nodes for 2 workers"),
+        ({"workers": 2, "in_memory": True}, "in_memory: true holds the split in one process"),
     ],
 )
 def test_worker_settings_are_checked(train, expected):
-    """Several workers need a multi-worker strategy, and no more nodes than workers."""
+    """Several workers need a multi-worker strategy, no more nodes than workers, and a streamed split."""
     with pytest.raises(cfg.ConfigError, match=expected):
         cfg.load_config(with_change("experiments.exp.train", train))
 

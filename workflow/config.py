@@ -53,13 +53,13 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
     config = copy.deepcopy(dict(raw))
     # One validator per schema, shared by all experiments; compiled ones only for a config with many
     # experiments (compiling costs ~0.1 s per schema; checking one experiment with jsonschema ~1.5 ms).
-    fast = len(config.get("experiments") or {}) >= COMPILED_VALIDATION_FROM
-    validators: dict[int, Callable[[Any], Any]] = {}
-    _validate(config, schema, schema, "", validators if fast else None)
+    compiled = len(config.get("experiments") or {}) >= COMPILED_VALIDATION_FROM
+    validators: dict[tuple[str, int], Any] = {}
+    _validate(config, schema, schema, "", validators, compiled)
     for name, experiment in config["experiments"].items():
         model_schema = schema["$defs"][f"model_{experiment['model']['name']}"]
         init_from = experiment["model"].pop("init_from", None)  # validated with the whole config above
-        _validate(experiment["model"], model_schema, schema, f"experiments.{name}.model", validators if fast else None)
+        _validate(experiment["model"], model_schema, schema, f"experiments.{name}.model", validators, compiled)
         experiment["model"]["init_from"] = init_from
         if experiment["dataset"] not in config["datasets"]:
             known = ", ".join(sorted(config["datasets"]))
@@ -78,34 +78,42 @@ def _validate(
     schema: dict[str, Any],
     root: dict[str, Any],
     prefix: str,
-    validators: dict[int, Callable[[Any], Any]] | None,
+    validators: dict[tuple[str, int], Any],
+    compiled: bool,
 ) -> None:
     """Fill defaults, then validate; on a failure jsonschema says what and where.
 
-    With a compiled validator in `validators` (fastjsonschema: 0.3 s instead of 1.8 s for 1000
-    experiments) only a config with an error pays for the jsonschema pass that lists every error.
+    `validators` holds one validator per schema for the whole load (keyed by kind and id: the
+    schema objects outlive it). With `compiled`, fastjsonschema checks first (0.3 s instead of
+    1.8 s for 1000 experiments) and only a config with an error pays for the jsonschema pass that
+    lists every error.
     """
     fill_defaults(instance, schema, root)
-    if validators is not None:
-        # Keyed by id: the schema objects outlive the load_config call that owns `validators`.
-        if id(schema) not in validators:
-            validators[id(schema)] = _compiled(json.dumps({**schema, "$defs": root["$defs"]}, sort_keys=True))
+    if compiled:
+        if ("compiled", id(schema)) not in validators:
+            validators["compiled", id(schema)] = _compiled(json.dumps(_with_defs(schema, root), sort_keys=True))
         try:
-            validators[id(schema)](instance)
+            validators["compiled", id(schema)](instance)
         except fastjsonschema.JsonSchemaValueException:
             pass
         else:
             return
-    checker = jsonschema.Draft202012Validator({**schema, "$defs": root["$defs"]})
-    errors = sorted(checker.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if ("jsonschema", id(schema)) not in validators:
+        validators["jsonschema", id(schema)] = jsonschema.Draft202012Validator(_with_defs(schema, root))
+    errors = sorted(validators["jsonschema", id(schema)].iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("\n".join(_describe(error, prefix) for error in errors[:10]))
 
 
 @functools.lru_cache(maxsize=32)
 def _compiled(schema_json: str) -> Callable[[Any], Any]:
-    """A fastjsonschema validator of a schema (as sorted JSON, so equal schemas share one)."""
+    """A fastjsonschema validator (compiling takes ~0.1 s, so equal schemas, as sorted JSON, share one)."""
     return fastjsonschema.compile(json.loads(schema_json), use_default=False)
+
+
+def _with_defs(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """A sub-schema made standalone: the root's $defs, which its $refs point into."""
+    return {**schema, "$defs": root["$defs"]}
 
 
 def _describe(error: jsonschema.ValidationError, prefix: str) -> str:
