@@ -38,9 +38,8 @@ def _brief(figures: dict[str, float]) -> str:
 
 def timed(function: Callable[[], Any]) -> tuple[float, Any]:
     """Wall seconds of one call and what it returned."""
-    started = time.perf_counter()
-    result = function()
-    return time.perf_counter() - started, result
+    seconds, _, result = timed_with_cpu(function)
+    return seconds, result
 
 
 def timed_with_cpu(function: Callable[[], Any]) -> tuple[float, float, Any]:

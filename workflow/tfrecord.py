@@ -99,6 +99,8 @@ def _columns(features: tfds.features.FeaturesDict) -> dict[str, dict[str, str]]:
     columns = {}
     for name, feature in sorted(features.items()):
         dtype = feature.np_dtype.name if feature.np_dtype.kind != "O" else "string"
+        if name == "label":  # the record's own label key
+            raise ValueError("a table column may not be called 'label'; rename it in the dataset")
         if feature.shape != () or dtype not in COLUMN_DTYPES:
             raise ValueError(
                 f"feature {name!r}: tables need scalar numbers or text, got {dtype} of shape {feature.shape}"
@@ -109,8 +111,7 @@ def _columns(features: tfds.features.FeaturesDict) -> dict[str, dict[str, str]]:
 
 def serialize_row(row: dict[str, Any], label: int, columns: dict[str, dict[str, str]]) -> bytes:
     """One tf.train.Example of a table row: each column typed as spec.json says, and the label."""
-    if label < 0:
-        raise ValueError(f"label {label}: class labels are non-negative integers")
+    _check_label(label)
     feature = {"label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
     for name, column in columns.items():
         value = row[name]
@@ -148,13 +149,17 @@ def serialize(image: np.ndarray, label: int) -> bytes:
     The bytes are exactly `tf.train.Example(...).SerializeToString(deterministic=True)` (keys in
     sorted order; tests/test_tfrecord.py checks it), faster than building the proto.
     """
-    if label < 0:
-        raise ValueError(f"label {label}: class labels are non-negative integers")
+    _check_label(label)
     image_feature = _length_delimited(1, _length_delimited(1, image.astype(np.uint8, copy=False).tobytes()))
     label_feature = _length_delimited(3, _length_delimited(1, _varint(label)))
     entries = _length_delimited(1, _IMAGE_KEY + _length_delimited(2, image_feature))
     entries += _length_delimited(1, _LABEL_KEY + _length_delimited(2, label_feature))
     return _length_delimited(1, entries)
+
+
+def _check_label(label: int) -> None:
+    if label < 0:
+        raise ValueError(f"label {label}: class labels are non-negative integers")
 
 
 def _varint(value: int) -> bytes:

@@ -19,7 +19,6 @@ from workflow.atomic import write_json
 from workflow.datasets import breast_cancer, digits  # noqa: F401  (register the project's builders with tfds)
 
 log = logging.getLogger(__name__)
-PROJECT_BUILDERS = ("sklearn_digits", "sklearn_breast_cancer")
 
 
 class DatasetUnavailableError(RuntimeError):

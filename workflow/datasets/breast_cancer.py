@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from workflow.datasets.digits import TEST_EVERY  # the same fixed, class-balanced rule: index % 5 == 0 is test
+from workflow.datasets.digits import EveryFifthIsTest
 
 
 def column_name(feature: str) -> str:
@@ -23,7 +23,7 @@ def column_name(feature: str) -> str:
     return re.sub(r"\W+", "_", feature.strip()).lower()
 
 
-class SklearnBreastCancer(tfds.core.GeneratorBasedBuilder):
+class SklearnBreastCancer(EveryFifthIsTest, tfds.core.GeneratorBasedBuilder):
     """Breast Cancer Wisconsin (Diagnostic), from scikit-learn."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -47,15 +47,10 @@ class SklearnBreastCancer(tfds.core.GeneratorBasedBuilder):
             citation="Street, Wolberg and Mangasarian (1993). Nuclear feature extraction for breast tumor diagnosis.",
         )
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
-        del dl_manager  # The data ships inside scikit-learn: nothing to download.
-        return {"train": self._generate_examples(test=False), "test": self._generate_examples(test=True)}
-
-    def _generate_examples(self, test: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+    def _all_examples(self) -> Iterator[dict[str, Any]]:
         from sklearn.datasets import load_breast_cancer
 
         bundle = load_breast_cancer()
         names = [column_name(name) for name in bundle.feature_names]
-        for index, (row, label) in enumerate(zip(bundle.data.astype(np.float32), bundle.target, strict=True)):
-            if (index % TEST_EVERY == 0) == test:
-                yield index, {"features": dict(zip(names, row, strict=True)), "label": int(label)}
+        for row, label in zip(bundle.data.astype(np.float32), bundle.target, strict=True):
+            yield {"features": dict(zip(names, row, strict=True)), "label": int(label)}

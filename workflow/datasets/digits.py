@@ -17,7 +17,27 @@ import tensorflow_datasets as tfds
 TEST_EVERY = 5
 
 
-class SklearnDigits(tfds.core.GeneratorBasedBuilder):
+class EveryFifthIsTest:
+    """Splits for a builder over data bundled in a package: nothing to download, every fifth example is test.
+
+    A mixin, not a builder: tfds registers every GeneratorBasedBuilder subclass by name.
+    The builder provides `_all_examples()`, its examples (feature dicts) in the bundle's order.
+    """
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+        del dl_manager  # The data ships inside a package: nothing to download.
+        return {"train": self._generate_examples(test=False), "test": self._generate_examples(test=True)}
+
+    def _generate_examples(self, test: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+        for index, example in enumerate(self._all_examples()):
+            if (index % TEST_EVERY == 0) == test:
+                yield index, example
+
+    def _all_examples(self) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class SklearnDigits(EveryFifthIsTest, tfds.core.GeneratorBasedBuilder):
     """The UCI ML hand-written digits (optdigits test part) from scikit-learn."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -37,15 +57,10 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
             citation="Alpaydin, E. and Kaynak, C. (1998). Optical Recognition of Handwritten Digits. UCI.",
         )
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
-        del dl_manager  # The data ships inside scikit-learn: nothing to download.
-        return {"train": self._generate_examples(test=False), "test": self._generate_examples(test=True)}
-
-    def _generate_examples(self, test: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+    def _all_examples(self) -> Iterator[dict[str, Any]]:
         from sklearn.datasets import load_digits
 
         digits = load_digits()
         images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., np.newaxis]
-        for index, (image, label) in enumerate(zip(images, digits.target, strict=True)):
-            if (index % TEST_EVERY == 0) == test:
-                yield index, {"image": image, "label": int(label)}
+        for image, label in zip(images, digits.target, strict=True):
+            yield {"image": image, "label": int(label)}
