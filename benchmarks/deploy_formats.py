@@ -34,20 +34,20 @@ def main() -> None:
     if not (run / "saved_model").is_dir():
         sys.exit(f"{run}/saved_model not found: finish a run first (make run)")
     shards = args.shards or str(next(pathlib.Path("results/datasets").glob("*/shards")))
-    image = load_arrays(shards, "test", limit=1)["images"][0]
+    example = {"images": load_arrays(shards, "test", limit=1)["images"]}
     node = pathlib.Path("results/envs/node.json")
 
     measures = {
         "saved_model": (
             _size(str(run / "saved_model")),
-            lambda: saved_model_latency_ms(str(run / "saved_model"), image),
+            lambda: saved_model_latency_ms(str(run / "saved_model"), example),
         )
     }
     for path in sorted((run / "tflite").glob("*.tflite")):
-        measures[path.stem] = (path.stat().st_size, lambda path=path: tflite_latency_ms(str(path), image))
+        measures[path.stem] = (path.stat().st_size, lambda path=path: tflite_latency_ms(str(path), example))
     if (run / "tfjs").is_dir() and node.is_file():
         size = _size(str(run / "tfjs"), pattern="*.bin") + (run / "tfjs/model.json").stat().st_size
-        measures["tfjs"] = (size, lambda: tfjs_latency_ms(str(run / "tfjs"), image, str(node)))
+        measures["tfjs"] = (size, lambda: tfjs_latency_ms(str(run / "tfjs"), example, str(node)))
 
     latencies = {name: [] for name in measures}
     for _ in range(args.repeats):  # interleaved, so drift on the machine hits every format alike

@@ -55,6 +55,9 @@ rule parity:
     params:
         code=code("workflow.parity", extra=("js/tfjs_predict.cjs",)),
         config=lambda wildcards: cfg.parity_params(CONFIG, wildcards.exp),
+        plan=lambda wildcards: cfg.conversion_message(CONFIG, wildcards.exp),
+    message:
+        "{params.plan}"
     conda:
         "../envs/main.yaml"
     envmodules:

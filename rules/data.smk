@@ -7,6 +7,7 @@ localrules:
 
 rule download:
     input:
+        lambda wildcards: cfg.csv_file(CONFIG, wildcards.dataset),
     output:
         f"{RESULTS}/datasets/{{dataset}}/prepared.json",
     params:

@@ -11,4 +11,6 @@ prepare(
     manual_dir=snakemake.params.dataset["manual_dir"],
     data_dir=snakemake.params.data_dir,
     manifest=snakemake.output[0],
+    csv=snakemake.params.dataset["csv"],
+    dataset=snakemake.wildcards.dataset,
 )

@@ -16,4 +16,5 @@ measure_parity(
     shards_dir=snakemake.input.shards,
     parity_path=snakemake.output[0],
     batch_size=snakemake.params.config["batch_size"],
+    skipped=snakemake.params.config["skipped"],
 )

@@ -191,7 +191,7 @@ def test_saved_model_cli_run_gives_the_saved_models_predictions(finished, tmp_pa
     )  # fmt: skip
 
     assert result.returncode == 0, result.stderr[-3000:]
-    expected = predict_saved_model(published, images)
+    expected = predict_saved_model(published, {"images": images})
     np.testing.assert_allclose(np.load(tmp_path / "out/probabilities.npy"), expected, atol=1e-6)
     assert np.array_equal(np.load(tmp_path / "out/class_id.npy"), expected.argmax(axis=1))
 
@@ -382,7 +382,7 @@ def test_tfjs_demo_page_in_chromium_predicts_what_the_saved_model_does(finished,
     deploy = finished / "results/deploy/digits_cnn"
     samples = json.loads((deploy / "tfjs/samples.json").read_text())
     images = np.asarray(samples["data"], dtype=np.uint8).reshape(samples["shape"])
-    expected = predict_saved_model(deploy / "digits_cnn/1", images)
+    expected = predict_saved_model(deploy / "digits_cnn/1", {"images": images})
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(deploy / "tfjs"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -19,6 +19,8 @@ import fastjsonschema
 import jsonschema
 import yaml
 
+from workflow import conversions
+
 SCHEMA_PATH = pathlib.Path(__file__).resolve().parent.parent / "configs" / "schema.yaml"
 
 
@@ -269,9 +271,15 @@ def dataset_names(config: dict[str, Any]) -> list[str]:
 
 @_sorted_keys
 def download_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
-    """What the download step uses: the tfds name and where raw files may already lie."""
+    """What the download step uses: the tfds name and where raw files may already lie, or the CSV file."""
     entry = config["datasets"][dataset]
-    return {"tfds_name": entry["tfds_name"], "manual_dir": entry["manual_dir"]}
+    return {"tfds_name": entry.get("tfds_name"), "manual_dir": entry["manual_dir"], "csv": entry.get("csv")}
+
+
+def csv_file(config: dict[str, Any], dataset: str) -> list[str]:
+    """The dataset's CSV file, an input of its download step (editing it reruns the step); [] for tfds data."""
+    entry = config["datasets"][dataset]
+    return [entry["csv"]["path"]] if entry.get("csv") else []
 
 
 @_sorted_keys
@@ -323,8 +331,27 @@ def evaluate_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
 
 
 def tflite_variants(config: dict[str, Any], experiment: str) -> list[str]:
-    """The TFLite variants an experiment converts."""
-    return list(config["experiments"][experiment]["convert"]["tflite"]["variants"])
+    """The TFLite variants an experiment converts (none when its model cannot be converted: skipped_conversions)."""
+    skipped = skipped_conversions(config, experiment)
+    if "tflite" in skipped:
+        return []
+    variants = config["experiments"][experiment]["convert"]["tflite"]["variants"]
+    return [variant for variant in variants if f"tflite:{variant}" not in skipped]
+
+
+def skipped_conversions(config: dict[str, Any], experiment: str) -> dict[str, str]:
+    """Format -> why the experiment's model is not converted to it (workflow/conversions.py)."""
+    exp = config["experiments"][experiment]
+    convert = exp["convert"]
+    return conversions.skipped_conversions(exp["model"], convert["tflite"]["allow_flex"], convert["tfjs"]["enabled"])
+
+
+def conversion_message(config: dict[str, Any], experiment: str) -> str:
+    """What the parity step compares and what it skips with why: its message in `snakemake -n`."""
+    formats = tflite_variants(config, experiment) + ["tfjs"] * tfjs_enabled(config, experiment)
+    lines = [f"parity of {experiment}: SavedModel against {', '.join(formats) or 'no converted format'}"]
+    lines += [f"  {name} skipped: {reason}" for name, reason in sorted(skipped_conversions(config, experiment).items())]
+    return "\n".join(lines)
 
 
 @_sorted_keys
@@ -339,14 +366,18 @@ def tflite_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
 
 
 def tfjs_enabled(config: dict[str, Any], experiment: str) -> bool:
-    """Whether the experiment converts to TF.js."""
-    return bool(config["experiments"][experiment]["convert"]["tfjs"]["enabled"])
+    """Whether the experiment converts to TF.js (not when its model cannot be: skipped_conversions)."""
+    enabled = bool(config["experiments"][experiment]["convert"]["tfjs"]["enabled"])
+    return enabled and "tfjs" not in skipped_conversions(config, experiment)
 
 
 @_sorted_keys
 def parity_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
-    """Golden-batch size: all the parity step measures by (budgets are the gate's)."""
-    return {"batch_size": config["experiments"][experiment]["parity"]["batch_size"]}
+    """Golden-batch size and the conversions skipped (with why): all the parity step measures by."""
+    return {
+        "batch_size": config["experiments"][experiment]["parity"]["batch_size"],
+        "skipped": skipped_conversions(config, experiment),
+    }
 
 
 def envmodules(config: dict[str, Any], rule_name: str) -> list[str]:

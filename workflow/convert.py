@@ -19,8 +19,9 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from workflow.atomic import atomic_path
-from workflow.export import INPUT_NAME, SIGNATURE, check_saved_model
-from workflow.pipeline import load_arrays
+from workflow.export import SIGNATURE, check_saved_model
+from workflow.features import as_numpy, count, take
+from workflow.pipeline import load_inputs
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,9 @@ def convert_tflite(
     elif variant == "dynamic_range":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif variant == "int8":
-        images = load_arrays(shards_dir, "train", limit=representative_examples)["images"]
+        examples, _ = load_inputs(shards_dir, "train", limit=representative_examples)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: _representative(images)
+        converter.representative_dataset = lambda: _representative(examples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     elif variant != "float32":
         raise ValueError(f"tflite variant {variant!r} is not one of float32, float16, dynamic_range, int8")
@@ -116,16 +117,16 @@ def convert_tflite(
     return len(flatbuffer)
 
 
-def _representative(images: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
-    for image in images:
-        yield {INPUT_NAME: image[np.newaxis]}
+def _representative(inputs: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    for index in range(count(inputs)):
+        yield take(inputs, index, index + 1)
 
 
-def predict_tflite(path: str, images: np.ndarray, threads: int = 1) -> np.ndarray:
-    """Probabilities from a TFLite model's serving signature, run by LiteRT."""
+def predict_tflite(path: str, inputs: dict[str, np.ndarray], threads: int = 1) -> np.ndarray:
+    """Probabilities from a TFLite model's serving signature, run by LiteRT, for served inputs."""
     interpreter = Interpreter(model_path=path, num_threads=threads)
     runner = interpreter.get_signature_runner(SIGNATURE)
-    outputs = runner(**{INPUT_NAME: np.ascontiguousarray(images, dtype=np.uint8)})
+    outputs = runner(**{name: np.ascontiguousarray(as_numpy(values)) for name, values in inputs.items()})
     return np.asarray(outputs["probabilities"], dtype=np.float32)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 import numpy as np
 
 from workflow.atomic import write_json
+from workflow.models import load_trained_model
 from workflow.pipeline import make_dataset
 from workflow.shards import read_spec
 from workflow.targets import verdict
@@ -21,7 +21,7 @@ def evaluate(
     *, model_path: str, shards_dir: str, metrics_path: str, batch_size: int, target: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Compute test metrics of `model_path` and write metrics.json."""
-    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    model = load_trained_model(model_path)
     spec = read_spec(shards_dir)
     probabilities, labels = [], []
     for images, batch_labels in make_dataset(shards_dir, "test", batch_size):

@@ -1,8 +1,10 @@
-"""Export a trained Keras model as a SavedModel that takes raw uint8 images.
+"""Export a trained Keras model as a SavedModel that takes raw inputs: uint8 images or a table's columns.
 
-The `serving_default` signature has one named input, `images` (uint8, [batch, *image shape]), and
-two named outputs, `probabilities` (float32) and `class_id` (int32). Scaling happens inside, so a
-client sends pixels as they are. Written with Keras 3's ExportArchive, then verified: loaded back
+The `serving_default` signature takes the inputs as stored (workflow/features.py): one named input
+`images` (uint8, [batch, *image shape]), or for a table one input per column ([batch] of float32,
+int64 or string), and has two named outputs, `probabilities` (float32) and `class_id` (int32).
+Preprocessing happens inside (image scaling; a table model's FeatureSpace layers), so a client
+sends pixels or raw column values as they are. Written with Keras 3's ExportArchive, then verified: loaded back
 and compared with the Keras model on test images, and described by `saved_model_cli show`.
 """
 
@@ -20,12 +22,22 @@ import numpy as np
 import tensorflow as tf
 
 from workflow.atomic import atomic_path, write_json
-from workflow.models import scale_images
-from workflow.pipeline import load_arrays
+from workflow.features import (
+    IMAGE_INPUT,
+    as_numpy,
+    count,
+    input_signature,
+    keras_input_dtypes,
+    model_inputs,
+    tensor_specs,
+)
+from workflow.models import load_trained_model
+from workflow.pipeline import load_inputs
+from workflow.shards import read_spec
 
 log = logging.getLogger(__name__)
 SIGNATURE = "serving_default"
-INPUT_NAME = "images"
+INPUT_NAME = IMAGE_INPUT  # the image models' one input
 
 
 class ExportVerificationError(RuntimeError):
@@ -36,17 +48,18 @@ def export(
     *, model_path: str, shards_dir: str, saved_model_dir: str, info_path: str, tolerance: float = 1e-5
 ) -> dict[str, Any]:
     """Write the SavedModel atomically, verify it, and record the check in export.json."""
-    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
-    sample = load_arrays(shards_dir, "test", limit=64)
+    model = load_trained_model(model_path)
+    spec = read_spec(shards_dir)
+    sample, _ = load_inputs(shards_dir, "test", limit=64)
     with atomic_path(saved_model_dir) as temporary:
-        write_saved_model(model, temporary)
-        max_diff = verify(model, temporary, sample["images"], tolerance)
+        write_saved_model(model, temporary, spec)
+        max_diff = verify(model, temporary, spec, sample, tolerance)
         description = describe(temporary)
     info = {
         "signature": SIGNATURE,
-        "inputs": {INPUT_NAME: {"dtype": "uint8", "shape": [None, *model.input_shape[1:]]}},
+        "inputs": input_signature(spec),
         "outputs": {"probabilities": "float32", "class_id": "int32"},
-        "verified_examples": int(len(sample["images"])),
+        "verified_examples": count(sample),
         "max_abs_diff_vs_keras": max_diff,
         "saved_model_cli": description,
     }
@@ -64,32 +77,39 @@ def check_saved_model(path: str | pathlib.Path) -> None:
         raise ValueError(f"{folder}: not a complete SavedModel ({what}); rerun the export step")
 
 
-def write_saved_model(model: keras.Model, path: pathlib.Path) -> None:
-    """The model behind a uint8 `serving_default` signature, through keras.export.ExportArchive."""
+def write_saved_model(model: keras.Model, path: pathlib.Path, spec: dict[str, Any] | None = None) -> None:
+    """The model behind a `serving_default` signature of raw inputs, through keras.export.ExportArchive.
+
+    Without `spec` (spec.json of the shards), the model is an image model and its input shape says the rest.
+    """
+    spec = spec or {"features": {"image": {"shape": list(model.input_shape[1:])}}}
     archive = keras.export.ExportArchive()
     archive.track(model)
-    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.uint8, name=INPUT_NAME)
+    keras_dtypes = keras_input_dtypes(model)
 
-    @tf.function(input_signature=[spec])
-    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        probabilities = model(scale_images(images), training=False)
+    @tf.function(input_signature=[tensor_specs(spec)])
+    def serve(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        probabilities = model(model_inputs(spec, inputs, keras_dtypes), training=False)
         return {"probabilities": probabilities, "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
 
     archive.add_endpoint(SIGNATURE, serve)
     archive.write_out(str(path), verbose=False)
 
 
-def predict_saved_model(path: str | pathlib.Path, images: np.ndarray) -> np.ndarray:
-    """Probabilities from the SavedModel's serving signature."""
+def predict_saved_model(path: str | pathlib.Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Probabilities from the SavedModel's serving signature, for served inputs (workflow/features.py)."""
     loaded = tf.saved_model.load(str(path))
-    outputs = loaded.signatures[SIGNATURE](**{INPUT_NAME: tf.constant(images, tf.uint8)})
+    signature = loaded.signatures[SIGNATURE]
+    outputs = signature(**{name: tf.constant(as_numpy(values)) for name, values in inputs.items()})
     return outputs["probabilities"].numpy()
 
 
-def verify(model: keras.Model, path: pathlib.Path, images: np.ndarray, tolerance: float) -> float:
-    """Largest |SavedModel - Keras| over `images`; raise when above `tolerance`."""
-    expected = np.asarray(model(scale_images(images), training=False))
-    actual = predict_saved_model(path, images)
+def verify(
+    model: keras.Model, path: pathlib.Path, spec: dict[str, Any], inputs: dict[str, np.ndarray], tolerance: float
+) -> float:
+    """Largest |SavedModel - Keras| over `inputs`; raise when above `tolerance`."""
+    expected = np.asarray(model(model_inputs(spec, inputs, keras_input_dtypes(model)), training=False))
+    actual = predict_saved_model(path, inputs)
     max_diff = float(np.abs(actual - expected).max())
     if max_diff > tolerance:
         raise ExportVerificationError(
@@ -103,6 +123,6 @@ def describe(path: pathlib.Path) -> str:
     cli = shutil.which("saved_model_cli") or str(pathlib.Path(sys.executable).parent / "saved_model_cli")
     command = [cli, "show", "--dir", str(path), "--tag_set", "serve", "--signature_def", SIGNATURE]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0 or INPUT_NAME not in result.stdout:
+    if result.returncode != 0 or "inputs[" not in result.stdout:
         raise ExportVerificationError(f"{path}: saved_model_cli show failed: {result.stderr.strip()[-2000:]}")
     return result.stdout.strip()

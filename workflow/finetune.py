@@ -16,7 +16,7 @@ from typing import Any
 
 import keras
 
-from workflow import models  # noqa: F401  (registers the custom layers a source model may hold)
+from workflow.models import load_trained_model
 from workflow.shards import sha256_path
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def transfer_weights(model: keras.Model, source_path: str) -> dict[str, Any]:
     if path.is_dir():
         source_weights = saved_model_weights(path)
     elif path.suffix == ".keras":
-        source = keras.models.load_model(path, compile=False, safe_mode=True)
+        source = load_trained_model(str(path))
         source_weights = {weight.path: weight.numpy() for weight in source.weights}
     else:
         raise ValueError(f"{path}: model.init_from.path must be a .keras or .weights.h5 file or a SavedModel folder")

@@ -66,7 +66,12 @@ def judge(
         target_passed = bool(target["passed"])
         target_reason = f"paper target: {'met' if target_passed else 'missed'} (margin {target['margin']:+.4g})"
     blessed = target_passed and all(entry["within_budget"] for entry in formats.values())
-    return {"blessed": blessed, "formats": formats, "target": {"passed": target_passed, "reason": target_reason}}
+    return {
+        "blessed": blessed,
+        "formats": formats,
+        "skipped": parity.get("skipped", {}),  # formats the model is not converted to, and why
+        "target": {"passed": target_passed, "reason": target_reason},
+    }
 
 
 def gate(

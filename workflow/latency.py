@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from workflow.export import INPUT_NAME, SIGNATURE
+from workflow.export import SIGNATURE
+from workflow.features import as_numpy
 
 
 def median_ms(run: Callable[[], object], repeats: int) -> float:
@@ -29,13 +30,14 @@ def median_ms(run: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def saved_model_latency_ms(path: str, image: np.ndarray, repeats: int = 30) -> float:
+def saved_model_latency_ms(path: str, example: dict[str, np.ndarray], repeats: int = 30) -> float:
+    """`example`: served inputs of one example ({"images": [1, ...]} or one [1] array per column)."""
     serve = tf.saved_model.load(str(path)).signatures[SIGNATURE]
-    batch = tf.constant(image[None], tf.uint8)
-    return median_ms(lambda: serve(**{INPUT_NAME: batch})["probabilities"].numpy(), repeats)
+    batch = {name: tf.constant(as_numpy(values)) for name, values in example.items()}
+    return median_ms(lambda: serve(**batch)["probabilities"].numpy(), repeats)
 
 
-def tflite_latency_ms(path: str, image: np.ndarray, repeats: int = 30) -> float:
+def tflite_latency_ms(path: str, example: dict[str, np.ndarray], repeats: int = 30) -> float:
     runner = Interpreter(model_path=path, num_threads=1).get_signature_runner(SIGNATURE)
-    batch = np.ascontiguousarray(image[None], dtype=np.uint8)
-    return median_ms(lambda: runner(**{INPUT_NAME: batch}), repeats)
+    batch = {name: np.ascontiguousarray(as_numpy(values)) for name, values in example.items()}
+    return median_ms(lambda: runner(**batch), repeats)

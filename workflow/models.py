@@ -13,10 +13,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-
-def scale_images(images: tf.Tensor) -> tf.Tensor:
-    """uint8 pixels -> float32 in [0, 1]: the one preprocessing step, for training and serving."""
-    return tf.cast(images, tf.float32) / 255.0
+from workflow.features import scale_images  # noqa: F401  (the image models' preprocessing, re-exported)
 
 
 def build_mlp(
@@ -199,6 +196,13 @@ REGISTRY: dict[str, Callable[..., keras.Model]] = {
     "lenet5": build_lenet5,
     "resnet": build_resnet,
 }
+
+
+def load_trained_model(path: str) -> keras.Model:
+    """A saved model of this project (safe_mode), its custom layers registered: this module's and DecisionForest."""
+    from workflow import forests  # noqa: F401  (registers DecisionForest with Keras)
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
 def build_model(options: dict[str, Any], input_shape: Sequence[int], num_classes: int) -> keras.Model:

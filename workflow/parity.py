@@ -1,4 +1,4 @@
-"""Numerical parity: the SavedModel and every converted model on the same test images.
+"""Numerical parity: the SavedModel and every converted model on the same test examples (images or rows).
 
 Per format, on the golden batch (the first `batch_size` examples of the test split): the largest
 absolute difference of output probabilities against the SavedModel and the share of examples
@@ -21,8 +21,9 @@ import numpy as np
 from workflow.atomic import write_json
 from workflow.convert import flex_ops_in, predict_tflite
 from workflow.export import predict_saved_model
+from workflow.features import count, take
 from workflow.latency import saved_model_latency_ms, tflite_latency_ms
-from workflow.pipeline import load_arrays
+from workflow.pipeline import load_inputs
 from workflow.tfjs import predict_tfjs, tfjs_latency_ms
 
 log = logging.getLogger(__name__)
@@ -38,26 +39,29 @@ def measure_parity(
     shards_dir: str,
     parity_path: str,
     batch_size: int,
+    skipped: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run the test split through the SavedModel and every format; write parity.json."""
-    test = load_arrays(shards_dir, "test")
-    labels = test["labels"]
+    """Run the test split through the SavedModel and every format; write parity.json.
+
+    `skipped`: formats the model is not converted to, with why (workflow/conversions.py), recorded as they are.
+    """
+    inputs, labels = load_inputs(shards_dir, "test")
     golden = min(batch_size, len(labels))
-    reference = in_chunks(lambda images: predict_saved_model(saved_model_dir, images), test["images"])
-    image = test["images"][0]
-    predictors: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int, Callable[[], float]]] = {
+    reference = in_chunks(lambda chunk: predict_saved_model(saved_model_dir, chunk), inputs)
+    example = take(inputs, 0, 1)
+    predictors: dict[str, tuple[Callable[[dict[str, np.ndarray]], np.ndarray], int, Callable[[], float]]] = {
         pathlib.Path(path).stem: (
-            lambda images, path=path: predict_tflite(path, images),
+            lambda chunk, path=path: predict_tflite(path, chunk),
             _size(path),
-            lambda path=path: tflite_latency_ms(path, image),
+            lambda path=path: tflite_latency_ms(path, example),
         )
         for path in tflite_paths
     }
     if tfjs_dir is not None and node_manifest is not None:
         predictors["tfjs"] = (
-            lambda images: predict_tfjs(tfjs_dir, images, node_manifest),
+            lambda chunk: predict_tfjs(tfjs_dir, chunk, node_manifest),
             _size(tfjs_dir, pattern="*.bin") + _size(f"{tfjs_dir}/model.json"),
-            lambda: tfjs_latency_ms(tfjs_dir, image, node_manifest),
+            lambda: tfjs_latency_ms(tfjs_dir, example, node_manifest),
         )
     report: dict[str, Any] = {
         "golden_examples": golden,
@@ -66,12 +70,13 @@ def measure_parity(
             "golden_accuracy": accuracy(reference[:golden], labels[:golden]),
             "test_accuracy": accuracy(reference, labels),
             "bytes": _size(saved_model_dir),
-            "latency_ms": saved_model_latency_ms(saved_model_dir, image),
+            "latency_ms": saved_model_latency_ms(saved_model_dir, example),
         },
         "formats": {},
+        "skipped": dict(skipped or {}),
     }
     for name, (predict, size, latency) in predictors.items():
-        probabilities = in_chunks(predict, test["images"])
+        probabilities = in_chunks(predict, inputs)
         entry: dict[str, Any] = {
             **compare(reference[:golden], probabilities[:golden], labels[:golden]),
             **{f"test_{key}": value for key, value in compare(reference, probabilities, labels).items()},
@@ -87,8 +92,9 @@ def measure_parity(
     return report
 
 
-def in_chunks(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray) -> np.ndarray:
-    return np.concatenate([predict(images[start : start + CHUNK]) for start in range(0, len(images), CHUNK)])
+def in_chunks(predict: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[str, np.ndarray]) -> np.ndarray:
+    total = count(inputs)
+    return np.concatenate([predict(take(inputs, start, start + CHUNK)) for start in range(0, total, CHUNK)])
 
 
 def _size(path: str, pattern: str = "*") -> int:

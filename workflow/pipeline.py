@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from workflow.augment import augment_batch
-from workflow.models import scale_images
+from workflow.features import DTYPES, is_table, scale_images
 from workflow.shards import read_spec, shard_paths
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -39,6 +39,8 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of (images, labels) of one split; images scaled to [0, 1] unless `raw_images`.
 
+    For a table, batches of ({column: [batch, 1] tensor}, labels): what the table models take.
+
     `augment` (train.augment of the config) adds seeded shifts and flips after scaling.
     With `epoch`, the shuffle order and augmentation of that epoch depend only on (seed, epoch),
     not on how many epochs this process iterated before: a resumed run sees the same batches.
@@ -48,7 +50,6 @@ def make_dataset(
         seed = epoch_seed(seed, epoch)
     spec = read_spec(shards_dir)
     files = shard_paths(shards_dir, spec, split)
-    shape = spec["features"]["image"]["shape"]
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=reshuffle)
@@ -64,9 +65,18 @@ def make_dataset(
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=reshuffle)
     dataset = dataset.batch(batch_size)
 
-    def parse(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:  # one map, not two: half the per-batch overhead
-        images, labels = parse_batch(records, shape)
-        return (images if raw_images else scale_images(images)), labels
+    if is_table(spec):
+        columns = spec["features"]["columns"]
+
+        def parse(records: tf.Tensor) -> tuple[Any, tf.Tensor]:
+            return parse_table_batch(records, columns)
+
+    else:
+        shape = spec["features"]["image"]["shape"]
+
+        def parse(records: tf.Tensor) -> tuple[Any, tf.Tensor]:  # one map, not two: half the per-batch overhead
+            images, labels = parse_batch(records, shape)
+            return (images if raw_images else scale_images(images)), labels
 
     return finish_batches(dataset.map(parse, num_parallel_calls=AUTOTUNE), seed, augment)
 
@@ -81,6 +91,7 @@ def make_in_memory_dataset(
 ) -> tf.data.Dataset:
     """Batches of (scaled images, labels) of arrays from `load_arrays`, shuffled for (seed, epoch).
 
+    For a table's arrays ({"columns": {name: [n]}, "labels"}), batches of ([batch, 1] columns, labels).
     The whole split is permuted (no shuffle buffer), by NumPy's PCG64 seeded with
     `epoch_seed(seed, epoch)`: the order of epoch k does not depend on earlier epochs, so a resumed
     run skipping the batches it already did sees what an uninterrupted run sees.
@@ -88,11 +99,16 @@ def make_in_memory_dataset(
     seed = epoch_seed(seed, epoch)
     order = np.random.default_rng(seed).permutation(len(arrays["labels"]))
     batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+    table = "columns" in arrays
     # from_tensors(...).repeat() hands the arrays to each batch by reference; capturing them in the
     # map function would copy them into its graph.
-    whole = tf.data.Dataset.from_tensors((arrays["images"], arrays["labels"])).repeat()
+    whole = tf.data.Dataset.from_tensors((arrays["columns" if table else "images"], arrays["labels"])).repeat()
 
-    def gather(indices: tf.Tensor, split: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    def gather(indices: tf.Tensor, split: tuple[Any, tf.Tensor]) -> tuple[Any, tf.Tensor]:
+        if table:
+            return {name: tf.gather(values, indices)[:, None] for name, values in split[0].items()}, tf.gather(
+                split[1], indices
+            )
         return scale_images(tf.gather(split[0], indices)), tf.gather(split[1], indices)
 
     return finish_batches(tf.data.Dataset.zip(batches, whole).map(gather, num_parallel_calls=AUTOTUNE), seed, augment)
@@ -110,7 +126,9 @@ def finish_batches(dataset: tf.data.Dataset, seed: int, augment: dict[str, Any] 
 
 
 def split_bytes(spec: dict[str, Any], split: str) -> int:
-    """Bytes of a split's decoded uint8 images (what `load_arrays` holds in memory)."""
+    """Bytes of a split's decoded uint8 images, or of its table's columns (what `load_arrays` holds)."""
+    if is_table(spec):  # an upper estimate: 8 bytes per number, strings of a CSV rarely pass 56 bytes
+        return spec["splits"][split]["examples"] * 64 * len(spec["features"]["columns"])
     return spec["splits"][split]["examples"] * int(np.prod(spec["features"]["image"]["shape"]))
 
 
@@ -132,10 +150,36 @@ def parse_batch(records: tf.Tensor, shape: list[int]) -> tuple[tf.Tensor, tf.Ten
     return tf.reshape(images, [-1, *shape]), features["label"]
 
 
+def parse_table_batch(records: tf.Tensor, columns: dict[str, dict[str, str]]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """A batch of serialized Examples of a table -> ({column: [batch, 1] of its dtype}, int64 labels)."""
+    features = tf.io.parse_example(
+        records,
+        {
+            **{name: tf.io.FixedLenFeature([1], DTYPES[column["dtype"]]) for name, column in columns.items()},
+            "label": tf.io.FixedLenFeature([], tf.int64),
+        },
+    )
+    labels = features.pop("label")
+    return features, labels
+
+
 def load_arrays(shards_dir: str, split: str, limit: int | None = None) -> dict[str, Any]:
-    """A split (or its first `limit` examples) in memory as NumPy: raw uint8 images and labels."""
-    images, labels = [], []
-    for batch_images, batch_labels in make_dataset(shards_dir, split, 1024, raw_images=True, limit=limit):
-        images.append(batch_images.numpy())
+    """A split (or its first `limit` examples) in memory as NumPy: raw uint8 images and labels.
+
+    A table's split: {"columns": {name: [n] array (strings as bytes objects)}, "labels"}.
+    """
+    parts, labels = [], []
+    for batch_inputs, batch_labels in make_dataset(shards_dir, split, 1024, raw_images=True, limit=limit):
+        parts.append(tf.nest.map_structure(lambda tensor: tensor.numpy(), batch_inputs))
         labels.append(batch_labels.numpy())
-    return {"images": np.concatenate(images), "labels": np.concatenate(labels)}
+    if isinstance(parts[0], dict):
+        columns = {name: np.concatenate([part[name][:, 0] for part in parts]) for name in parts[0]}
+        return {"columns": columns, "labels": np.concatenate(labels)}
+    return {"images": np.concatenate(parts), "labels": np.concatenate(labels)}
+
+
+def load_inputs(shards_dir: str, split: str, limit: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A split as served inputs ({"images": uint8} or {column: [n]}, see workflow/features.py) and labels."""
+    arrays = load_arrays(shards_dir, split, limit)
+    inputs = arrays["columns"] if "columns" in arrays else {"images": arrays["images"]}
+    return inputs, arrays["labels"]

@@ -24,7 +24,7 @@ COLUMNS = (
 )  # fmt: skip
 FORMAT_COLUMNS = (
     "experiment", "seed", "format", "bytes", "latency_ms", "test_accuracy", "accuracy_drop", "max_abs_diff",
-    "flex_ops",
+    "flex_ops", "skipped",
 )  # fmt: skip
 SUMMARY_COLUMNS = (
     "experiment", "seeds", "metric", "paper", "mean", "std", "margin", "verdict", "source",
@@ -66,7 +66,8 @@ def run_row(run: dict[str, Any], experiments: dict[str, Any]) -> dict[str, Any]:
     metrics, train, parity = run["metrics"], run["train"], run["parity"]
     target = experiments[run["experiment"]]["target"]
     judged = metrics.get("verdict")
-    worst = max(parity["formats"], key=lambda name: parity["formats"][name]["max_abs_diff"]) if parity else None
+    formats = parity["formats"] if parity else {}
+    worst = max(formats, key=lambda name: formats[name]["max_abs_diff"]) if formats else None
     return {
         "experiment": run["experiment"],
         "seed": run["seed"],
@@ -96,6 +97,8 @@ def format_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
              "max_abs_diff": 0.0, "flex_ops": "", **reference}]  # fmt: skip
     for name, entry in parity["formats"].items():
         rows.append({**entry, "format": name, "flex_ops": ", ".join(entry.get("flex_ops", [])) or "none"})
+    for name, reason in parity.get("skipped", {}).items():  # not converted: the model cannot take the format
+        rows.append({"format": name, "skipped": reason})
     return [
         {"experiment": run["experiment"], "seed": run["seed"], **{key: row.get(key, "") for key in FORMAT_COLUMNS[2:]}}
         for row in rows
@@ -219,17 +222,18 @@ def write_figures(folder: pathlib.Path, runs: list[dict[str, Any]]) -> None:
     for experiment, group in by_experiment.items():
         figure, (loss_axis, accuracy_axis) = pyplot.subplots(1, 2, figsize=(10, 4))
         for run in group:
-            history = run["history"]
-            epochs = range(1, len(history["loss"]) + 1)
+            history = run["history"]  # a decision forest's has val_loss per tree (iteration), no train curves
             for axis, key in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
-                axis.plot(epochs, history[key], label=f"seed {run['seed']} train")
-                if f"val_{key}" in history:
-                    axis.plot(epochs, history[f"val_{key}"], linestyle="--", label=f"seed {run['seed']} validation")
+                for name, style, part in ((key, "-", "train"), (f"val_{key}", "--", "validation")):
+                    if history.get(name):
+                        steps = range(1, len(history[name]) + 1)
+                        axis.plot(steps, history[name], linestyle=style, label=f"seed {run['seed']} {part}")
         for axis, key in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
-            axis.set_xlabel("epoch")
+            axis.set_xlabel("epoch (trees, for a decision forest)")
             axis.set_ylabel(key)
             axis.grid(alpha=0.3)
-            axis.legend(fontsize="small")
+            if axis.lines:
+                axis.legend(fontsize="small")
         figure.suptitle(f"{experiment}: learning curves")
         figure.tight_layout()
         figure.savefig(folder / f"curves_{experiment}.png", dpi=100)

@@ -21,7 +21,9 @@ import numpy as np
 
 from workflow.atomic import atomic_path, read_json
 from workflow.export import INPUT_NAME, SIGNATURE, check_saved_model
+from workflow.features import is_table, take
 from workflow.pipeline import load_arrays
+from workflow.shards import read_spec
 
 log = logging.getLogger(__name__)
 PREDICT_SCRIPT = pathlib.Path(__file__).resolve().parent / "js" / "tfjs_predict.cjs"
@@ -38,7 +40,7 @@ def convert_tfjs(
 ) -> list[str]:
     """Run `tensorflowjs_converter` into `output_dir` atomically; return the files written.
 
-    With `node_manifest` and `shards_dir`, also a static demo page beside the model (write_demo_page).
+    With `node_manifest` and `shards_dir` of images, also a static demo page beside the model (write_demo_page).
     """
     check_saved_model(saved_model_dir)
     env = read_json(env_manifest)
@@ -60,7 +62,7 @@ def convert_tfjs(
         rewritten = unfuse_unsupported_activations(temporary / "model.json")
         if rewritten:
             log.info("split %d fused activations TF.js lacks: %s", len(rewritten), ", ".join(rewritten))
-        if node_manifest and shards_dir:
+        if node_manifest and shards_dir and not is_table(read_spec(shards_dir)):  # the page shows images
             write_demo_page(temporary, node_manifest, shards_dir, demo_examples)
         files = sorted(path.name for path in temporary.iterdir())
     return files
@@ -120,26 +122,34 @@ def unfuse_unsupported_activations(model_json: pathlib.Path) -> list[str]:
     return changed
 
 
-def predict_tfjs(model_dir: str, images: np.ndarray, node_manifest: str) -> np.ndarray:
-    """Probabilities from a TF.js graph model, computed by Node.js."""
-    return _run_node(model_dir, images, node_manifest)[0]
+def predict_tfjs(model_dir: str, inputs: dict[str, np.ndarray], node_manifest: str) -> np.ndarray:
+    """Probabilities from a TF.js graph model, computed by Node.js, for served inputs."""
+    return _run_node(model_dir, inputs, node_manifest)[0]
 
 
-def tfjs_latency_ms(model_dir: str, image: np.ndarray, node_manifest: str, repeats: int = 30) -> float:
+def tfjs_latency_ms(model_dir: str, example: dict[str, np.ndarray], node_manifest: str, repeats: int = 30) -> float:
     """Median time of one single-example run of the TF.js model in Node.js (pure-JS CPU backend)."""
-    return _run_node(model_dir, image[None], node_manifest, repeats)[1]
+    return _run_node(model_dir, take(example, 0, 1), node_manifest, repeats)[1]
 
 
-def _run_node(model_dir: str, images: np.ndarray, node_manifest: str, repeats: int = 0) -> tuple[np.ndarray, float]:
+TFJS_DTYPES = {"u": "int32", "i": "int32", "f": "float32", "b": "bool"}  # TF.js has no uint8 or int64 tensors
+
+
+def _run_node(
+    model_dir: str, inputs: dict[str, np.ndarray], node_manifest: str, repeats: int = 0
+) -> tuple[np.ndarray, float]:
     node = read_json(node_manifest)
     with tempfile.TemporaryDirectory(prefix="tfjs-") as folder:
         input_path, output_path = pathlib.Path(folder, "input.json"), pathlib.Path(folder, "output.json")
-        batch = {
-            "name": INPUT_NAME,
-            "dtype": "int32",
-            "shape": list(images.shape),
-            "data": images.astype(np.int32).ravel().tolist(),
-        }
+        batch = []
+        for name, values in inputs.items():
+            array = np.asarray(values)
+            dtype = TFJS_DTYPES.get(array.dtype.kind, "string")
+            if dtype == "string":
+                data = [value.decode() if isinstance(value, bytes) else str(value) for value in array.ravel()]
+            else:
+                data = array.astype(dtype).ravel().tolist()
+            batch.append({"name": name, "dtype": dtype, "shape": list(array.shape), "data": data})
         input_path.write_text(json.dumps(batch))
         result = subprocess.run(
             [node["node"], str(PREDICT_SCRIPT), str(model_dir), str(input_path), str(output_path)]

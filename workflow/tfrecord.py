@@ -83,6 +83,8 @@ def source_splits(available: set[str], validation_percent: int) -> dict[str, str
 
 def _supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
     keys = builder.info.supervised_keys
+    if not keys and set(builder.info.features) == {"features", "label"}:  # a CSV's table (stored without keys)
+        keys = ("features", "label")
     if not keys or len(keys) != 2 or not all(isinstance(key, str) for key in keys):
         raise ValueError(
             f"{builder.info.full_name}: needs (image, label) or (features, label) supervised_keys, has {keys}"

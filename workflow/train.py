@@ -24,13 +24,16 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from workflow import distribute, finetune, runtime
+from workflow import distribute, finetune, forests, runtime
 from workflow.atomic import atomic_path, read_json, write_json
 from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard, TrainingInterruptedError
 from workflow.config import config_hash
+from workflow.conversions import FOREST_MODELS, TABLE_MODELS
+from workflow.features import is_table
 from workflow.models import build_model
 from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset, split_bytes
 from workflow.shards import read_spec, sha256_path
+from workflow.tables import build_table_model
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +86,14 @@ def train(
     """
     config = TrainConfig(**params["train"])
     spec = read_spec(shards_dir)
-    if "image" not in spec["features"]:
-        raise ValueError(
-            f"{shards_dir}: a table ({len(spec['features']['columns'])} columns); the models for tables "
-            "(FeatureSpace, linear, wide-and-deep, boosted trees) are not implemented yet"
-        )
+    check_model_fits_data(params["model"]["name"], spec, shards_dir)
+    if params["model"]["name"] in FOREST_MODELS:
+        with atomic_path(tensorboard_dir) as folder:
+            folder.mkdir()  # YDF writes no TensorBoard logs; the folder is a declared output
+        return forests.train_forest(
+            shards_dir=shards_dir, model_path=model_path, history_path=history_path, info_path=info_path,
+            params=params, seed=seed,
+        )  # fmt: skip
     set_up(config, seed)
     strategy = distribute.build_strategy(config.strategy, config.devices, tpu=config.tpu)
     identity = distribute.task_identity(strategy)
@@ -101,9 +107,7 @@ def train(
     # Every worker resumes from the chief's checkpoint: the variables are the same on all of them.
     checkpoint = Checkpoint(pathlib.Path(checkpoint_root) / config_hash(identity_of_run))
     with strategy.scope():
-        model = build_model(
-            params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"]
-        )
+        model = build_any_model(params["model"], spec, shards_dir)
         transfer = finetune.transfer_weights(model, init_model_path) if init_model_path else None
         copied = transfer["copied"] if transfer else []
         # Freeze as when the checkpoint was saved: mid-epoch e as in epoch e, at its end as in e - 1.
@@ -199,6 +203,24 @@ def train(
 
 
 OUTPUT_NAMES = ("model.keras", "history.json", "train.json")
+
+
+def check_model_fits_data(name: str, spec: dict[str, Any], shards_dir: str) -> None:
+    """An image model needs images and a table model a table; say which, naming the model and the data."""
+    table_model = name in TABLE_MODELS or name in FOREST_MODELS
+    if table_model != is_table(spec):
+        has = f"a table ({len(spec['features']['columns'])} columns)" if is_table(spec) else "images"
+        wants = f"a table ({', '.join(TABLE_MODELS + FOREST_MODELS)} are the table models)" if table_model else "images"
+        raise ValueError(f"model.name {name}: takes {wants}, but {shards_dir} holds {has}")
+
+
+def build_any_model(options: dict[str, Any], spec: dict[str, Any], shards_dir: str) -> keras.Model:
+    """The configured Keras model for the data: an image model, or a table model adapted on the train split."""
+    classes = spec["features"]["label"]["num_classes"]
+    if not is_table(spec):
+        return build_model(options, spec["features"]["image"]["shape"], classes)
+    train_features = make_dataset(shards_dir, "train", 1024).map(lambda features, labels: features)
+    return build_table_model(options, spec["features"]["columns"], classes, train_features)
 
 
 def worker_report(model_path: str, task_id: int) -> pathlib.Path:

@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 
 from workflow.atomic import write_json
 from workflow.datasets import breast_cancer, digits  # noqa: F401  (register the project's builders with tfds)
+from workflow.datasets.csv_table import prepare_csv
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,22 @@ class DatasetUnavailableError(RuntimeError):
 
 
 def prepare(
-    *, tfds_name: str, manual_dir: str | None, data_dir: str, manifest: str, connect_timeout: float = 3.0
+    *,
+    tfds_name: str | None,
+    manual_dir: str | None,
+    data_dir: str,
+    manifest: str,
+    csv: dict[str, str] | None = None,
+    dataset: str | None = None,
+    connect_timeout: float = 3.0,
 ) -> dict[str, Any]:
-    """Run tfds `download_and_prepare` into `data_dir` and write a manifest of what was prepared."""
+    """Run tfds `download_and_prepare` into `data_dir` and write a manifest of what was prepared.
+
+    With `csv` ({path, label}) the dataset `dataset` is the user's file, stored as a tfds dataset first.
+    """
     started = time.monotonic()
-    builder = tfds.builder(tfds_name, data_dir=data_dir)
+    from_csv = prepare_csv(dataset=dataset, data_dir=data_dir, **csv) if csv else None
+    builder = tfds.builder(from_csv["tfds_name"] if from_csv else tfds_name, data_dir=data_dir)
     if not _is_prepared(builder):
         _check_sources(builder, manual_dir, connect_timeout)
         usable = manual_dir is not None and pathlib.Path(manual_dir).is_dir()
@@ -42,6 +54,8 @@ def prepare(
     summary = describe(builder, data_dir)
     usable_manual_dir = manual_dir if manual_dir and pathlib.Path(manual_dir).is_dir() else None
     summary["raw_files"] = _raw_files(builder, usable_manual_dir)
+    if from_csv:
+        summary["csv"] = from_csv["csv"]
     summary["seconds"] = round(time.monotonic() - started, 3)
     write_json(manifest, summary)
     return summary

@@ -2,7 +2,8 @@
 // Usage: node tfjs_predict.cjs <model_dir> <input.json> <output.json> [latency_repeats]
 // With latency_repeats, also times that many single-example runs (after one warm-up) and writes
 // their median in milliseconds as "latency_ms".
-// input.json: {"name": "images", "dtype": "int32", "shape": [n, h, w, c], "data": [...]}
+// input.json: a list of named inputs, [{"name": "images", "dtype": "int32", "shape": [n, h, w, c], "data": [...]}]
+// (a table model has one per column, dtype float32, int32 or string, shape [n])
 // output.json: {"<output name>": {"shape": [...], "data": [...]}, "backend": "cpu", "tfjs": "<version>"}
 // @tensorflow/tfjs is resolved through NODE_PATH, which points at the cached Node environment.
 "use strict";
@@ -47,19 +48,25 @@ async function main() {
   await tf.setBackend("cpu");
   const model = await tf.loadGraphModel(fileHandler(modelDir));
   const batch = JSON.parse(fs.readFileSync(inputPath, "utf8"));
-  const input = tf.tensor(batch.data, batch.shape, batch.dtype);
+  const inputs = {};
+  for (const entry of batch) {
+    inputs[entry.name] = tf.tensor(entry.data, entry.shape, entry.dtype);
+  }
   const outputNames = Object.keys(model.signature.outputs);
-  const tensors = model.execute({ [batch.name]: input }, outputNames);
+  const tensors = model.execute(inputs, outputNames);
   const result = { backend: tf.getBackend(), tfjs: tf.version.tfjs };
   (Array.isArray(tensors) ? tensors : [tensors]).forEach((tensor, i) => {
     result[outputNames[i]] = { shape: tensor.shape, data: Array.from(tensor.dataSync()) };
   });
   if (repeats) {
-    const single = input.slice([0], [1]);
+    const single = {};
+    for (const [name, tensor] of Object.entries(inputs)) {
+      single[name] = tensor.slice([0], [1]);
+    }
     const times = [];
     for (let i = 0; i <= Number(repeats); i++) {
       const started = process.hrtime.bigint();
-      const out = model.execute({ [batch.name]: single }, outputNames);
+      const out = model.execute(single, outputNames);
       (Array.isArray(out) ? out : [out]).forEach((t) => { t.dataSync(); t.dispose(); });
       if (i > 0) times.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
