@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -81,11 +83,29 @@ def copy_repository(folder: pathlib.Path) -> pathlib.Path:
     return folder
 
 
+@functools.cache
+def without_slurm_client() -> str:
+    """A folder with an `scontrol` that fails at once, to put first on PATH.
+
+    snakemake-executor-plugin-slurm runs `scontrol show config` when Snakemake imports it, at every
+    start; once tests/slurm/cluster.sh has installed Slurm and stopped its controller, that call
+    waits ~9 s for a controller. Runs that do not use Slurm skip the wait (the plugin then assumes
+    its defaults, as on a machine without Slurm).
+    """
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="no-slurm-"))
+    (folder / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (folder / "scontrol").chmod(0o755)
+    return str(folder)
+
+
 def snakemake(
-    folder: pathlib.Path, *args: str, timeout: int = 1500, env: dict[str, str] | None = None
+    folder: pathlib.Path, *args: str, timeout: int = 1500, env: dict[str, str] | None = None, slurm: bool = False
 ) -> subprocess.CompletedProcess[str]:
+    """Run snakemake in `folder`; `slurm`: with the real Slurm client (runs that submit to the test cluster)."""
     env = {**os.environ, **(env or {}), "PYTHONPATH": str(folder)}
     env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if not slurm:
+        env["PATH"] = f"{without_slurm_client()}{os.pathsep}{env['PATH']}"
     command = [sys.executable, "-m", "snakemake", *args]
     return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 

@@ -81,7 +81,7 @@ def slurm_run(cluster, tmp_path_factory: pytest.TempPathFactory) -> dict:
     (folder / "gpu.yaml").write_text(yaml.safe_dump(GPU_CNN))
     since = now()
 
-    result = snakemake(folder, "--profile", "slurm", *FAST_POLL, "--configfile", "gpu.yaml", timeout=1500)
+    result = snakemake(folder, "--profile", "slurm", *FAST_POLL, "--configfile", "gpu.yaml", timeout=1500, slurm=True)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return {"folder": folder, "since": since, "output": result.stdout + result.stderr}
@@ -154,7 +154,7 @@ def test_two_workers_train_as_two_slurm_tasks(cluster, tmp_path):
     since = now()
 
     result = snakemake(folder, "results/runs/digits_mw/seed0/metrics.json", "--profile", "slurm", *FAST_POLL,
-                       "--configfile", "mw.yaml", timeout=900)  # fmt: skip
+                       "--configfile", "mw.yaml", timeout=900, slurm=True)  # fmt: skip
 
     assert result.returncode == 0, result.stderr[-5000:]
     info = json.loads((folder / "results/runs/digits_mw/seed0/train.json").read_text())
@@ -180,7 +180,7 @@ def test_failed_job_is_reported_and_leaves_nothing(slurm_run, reliability):
                "--configfile", "gpu.yaml")  # fmt: skip
     since = now()
     try:
-        failed = snakemake(folder, *command, timeout=600)
+        failed = snakemake(folder, *command, timeout=600, slurm=True)
     finally:
         shard.write_bytes(original)
 
@@ -188,7 +188,7 @@ def test_failed_job_is_reported_and_leaves_nothing(slurm_run, reliability):
     assert "sha256 differs" in (folder / "results/logs/train/digits_mlp/seed0.log").read_text()
     assert not (run / "model.keras").exists() and not list(run.glob(".model.tmp-*"))
     assert any(row["State"].startswith("FAILED") for row in wait_for_sacct(since, 1))
-    rerun = snakemake(folder, *command, timeout=900)
+    rerun = snakemake(folder, *command, timeout=900, slurm=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert (run / "model.keras").is_file()
     reliability(
