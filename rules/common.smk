@@ -3,6 +3,7 @@ import functools
 
 from workflow import config as cfg
 from workflow.codedeps import code_digest
+from workflow.hub import handle_key
 
 RESULTS = "results"
 RUN = f"{RESULTS}/runs/{{exp}}/seed{{seed}}"
@@ -13,6 +14,7 @@ wildcard_constraints:
     exp="[A-Za-z0-9][A-Za-z0-9_-]*",
     dataset="[A-Za-z0-9][A-Za-z0-9_-]*",
     seed=r"\d+",
+    key="[0-9a-f]{16}",
 
 
 def repo_path(relative):
@@ -51,12 +53,14 @@ def prepared_of(wildcards):
 
 
 def init_model_of(wildcards):
-    """The model file training starts from (model.init_from): another run's model.keras, a path, or none."""
+    """What training starts from (model.init_from): another run's model.keras, a path, a fetched hub model, or none."""
     source = cfg.init_source(CONFIG, wildcards.exp)
     if source is None:
         return []
     if "path" in source:
         return [source["path"]]
+    if "hub" in source:
+        return [f"{RESULTS}/pretrained/{handle_key(source['hub'])}"]
     return [f"{RUN}/model.keras".format(exp=source["experiment"], seed=source["seed"])]
 
 

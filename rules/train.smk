@@ -1,6 +1,29 @@
 # Training: one job per experiment and seed, under the configured tf.distribute strategy.
 
 
+# Fetching a hub handle needs internet, which login nodes have and compute nodes often not.
+localrules:
+    pretrained,
+
+
+rule pretrained:
+    input:
+        lambda wildcards: cfg.hub_local_file(cfg.hub_handle(CONFIG, wildcards.key)),
+    output:
+        directory(f"{RESULTS}/pretrained/{{key}}"),
+    params:
+        code=code("workflow.hub"),
+        handle=lambda wildcards: cfg.hub_handle(CONFIG, wildcards.key),
+    conda:
+        "../envs/main.yaml"
+    log:
+        log_path("pretrained", "{key}"),
+    benchmark:
+        benchmark_path("pretrained", "{key}")
+    script:
+        "../scripts/pretrained.py"
+
+
 rule train:
     input:
         shards=shards_of,

@@ -120,7 +120,7 @@ def test_config_resolves_the_source_run():
             {"experiment": "pre", "seed": 5},
             r"experiments.fine.model.init_from.seed: 5 is not one of pre's seeds \[0, 1\]",
         ),
-        ({"experiment": "pre", "path": "x.keras"}, "give exactly one of experiment or path"),
+        ({"experiment": "pre", "path": "x.keras"}, "give exactly one of experiment, path or hub"),
         ({"experiment": "fine"}, "in a cycle: fine -> fine"),
         ({"experiment": "pre", "unfreeze_at_epoch": 0}, "unfreeze_at_epoch: 0"),
         ({"experiment": "pre", "freeze": "some"}, "freeze: 'some'"),
@@ -129,6 +129,46 @@ def test_config_resolves_the_source_run():
 def test_bad_init_from_is_refused_by_key(init_from, message):
     with pytest.raises(cfg.ConfigError, match=message):
         cfg.load_config(two_experiments(**init_from))
+
+
+def test_a_hub_handle_is_fetched_by_its_own_step_and_fine_tuning_copies_from_it(tmp_path):
+    """init_from.hub with a local .tar.gz of a SavedModel (as a TF Hub compressed download is): the dry run
+    plans the `pretrained` step as an input of training; fetching unpacks it; layers copy from it."""
+    import tarfile
+
+    from workflow.hub import fetch, handle_key
+
+    keras.utils.set_random_seed(0)
+    source = build_model({"name": "cnn", "filters": [4, 8]}, [8, 8, 1], 10)
+    folder = pathlib.Path(exported(source, tmp_path))
+    with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as bundle:  # TF Hub archives hold the SavedModel at the top
+        for item in folder.iterdir():
+            bundle.add(item, arcname=item.name)
+    handle = str(tmp_path / "model.tar.gz")
+    repo = copy_repository(tmp_path / "repo")
+    raw = two_experiments(hub=handle)
+    (repo / "hub.yaml").write_text(yaml.safe_dump(raw))
+
+    plan = snakemake(repo, "-n", "--configfile", "hub.yaml", "--replace-workflow-config",
+                     "results/runs/fine/seed0/model.keras")  # fmt: skip
+
+    assert planned_jobs(plan)["pretrained"] == 1
+    fetched = tmp_path / "fetched" / handle_key(handle)
+    assert f"results/pretrained/{handle_key(handle)}" in plan.stdout.split("rule train:", 1)[1].split("output:")[0]
+    fetch(handle=handle, output_dir=str(fetched))
+    target = build_model({"name": "cnn", "filters": [4, 8]}, [28, 28, 1], 10)
+    assert transfer_weights(target, str(fetched))["copied"] == ["conv_0", "conv_1"]
+    np.testing.assert_array_equal(
+        target.get_layer("conv_0").get_weights()[0], source.get_layer("conv_0").get_weights()[0]
+    )
+
+
+def test_an_unreachable_hub_handle_fails_fast_by_name(tmp_path):
+    from workflow.hub import fetch
+
+    with pytest.raises(ConnectionError, match="cannot reach 127.0.0.1 .*the pretrained step is a localrule"):
+        fetch(handle="https://127.0.0.1:9/model.tar.gz", output_dir=str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_cycle_through_two_experiments_is_refused():

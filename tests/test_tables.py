@@ -256,6 +256,33 @@ def test_the_served_model_takes_raw_columns_with_its_preprocessing_inside(tables
 
 
 @pytest.mark.dag
+def test_allow_flex_converts_a_lookup_model_that_parity_then_reports_as_unmeasured(tables, tmp_path):
+    """With allow_flex the FeatureSpace model converts with TF Select ops; Python's LiteRT cannot run
+    them, so parity records it as not measured, with why, and the gate does not bless it."""
+    from workflow.convert import convert_tflite
+    from workflow.gate import judge_format
+    from workflow.parity import measure_parity
+
+    folder = tables["folder"]
+    run, shards = folder / "results/runs/penguins_wide_deep/seed0", str(folder / "results/datasets/penguins/shards")
+    tflite = tmp_path / "float32.tflite"
+    convert_tflite(saved_model_dir=str(run / "saved_model"), shards_dir=shards, output_path=str(tflite),
+                   variant="float32", allow_flex=True)  # fmt: skip
+
+    report = measure_parity(saved_model_dir=str(run / "saved_model"), tflite_paths=[str(tflite)], tfjs_dir=None,
+                            node_manifest=None, shards_dir=shards, parity_path=str(tmp_path / "parity.json"),
+                            batch_size=32)  # fmt: skip
+
+    entry = report["formats"]["float32"]
+    assert "FlexHashTableV2" in entry["flex_ops"] and "latency_ms" not in entry
+    assert "Flex delegate" in entry["not_measured"] and report["saved_model"]["test_accuracy"] >= 0.93
+    judged = judge_format(
+        "float32", entry, {"max_abs_diff": 1e-4, "min_top1_agreement": 1.0, "max_accuracy_drop": 0.01}
+    )
+    assert not judged["within_budget"] and "not measured" in judged["reason"]
+
+
+@pytest.mark.dag
 def test_editing_the_csv_reruns_its_dataset_and_nothing_else(tables):
     """The CSV is an input of its download step: a changed row reruns the penguins chain, not the cancer runs."""
     folder = tables["folder"]

@@ -19,7 +19,7 @@ import fastjsonschema
 import jsonschema
 import yaml
 
-from workflow import conversions
+from workflow import conversions, hub
 
 SCHEMA_PATH = pathlib.Path(__file__).resolve().parent.parent / "configs" / "schema.yaml"
 
@@ -175,9 +175,9 @@ def _check_init_from(name: str, init_from: dict[str, Any] | None, experiments: d
     if init_from is None:
         return
     where = f"experiments.{name}.model.init_from"
-    sources = [key for key in ("experiment", "path") if init_from.get(key) is not None]
+    sources = [key for key in ("experiment", "path", "hub") if init_from.get(key) is not None]
     if len(sources) != 1:
-        raise ConfigError(f"{where}: give exactly one of experiment or path, got {sources or 'none'}")
+        raise ConfigError(f"{where}: give exactly one of experiment, path or hub, got {sources or 'none'}")
     if "experiment" not in sources:
         return
     source = init_from["experiment"]
@@ -200,15 +200,31 @@ def _check_init_from(name: str, init_from: dict[str, Any] | None, experiments: d
 
 
 def init_source(config: dict[str, Any], experiment: str) -> dict[str, Any] | None:
-    """What an experiment starts from: {"experiment", "seed"} of another run, {"path"}, or None."""
+    """What an experiment starts from: {"experiment", "seed"} of another run, {"path"}, {"hub"}, or None."""
     init_from = config["experiments"][experiment]["model"]["init_from"]
     if init_from is None:
         return None
     if init_from.get("path") is not None:
         return {"path": init_from["path"]}
+    if init_from.get("hub") is not None:
+        return {"hub": init_from["hub"]}
     source = init_from["experiment"]
     seed = init_from["seed"] if init_from["seed"] is not None else config["experiments"][source]["seeds"][0]
     return {"experiment": source, "seed": seed}
+
+
+def hub_handle(config: dict[str, Any], key: str) -> str:
+    """The `init_from.hub` handle fetched into results/pretrained/<key> (key: workflow.hub.handle_key)."""
+    for experiment in config["experiments"]:
+        source = init_source(config, experiment) or {}
+        if "hub" in source and hub.handle_key(source["hub"]) == key:
+            return source["hub"]
+    raise ConfigError(f"results/pretrained/{key}: no experiment's model.init_from.hub has this key")
+
+
+def hub_local_file(handle: str) -> list[str]:
+    """A local handle (folder or archive) as the pretrained step's input, so a changed copy refetches; [] for a URL."""
+    return [] if hub.is_url(handle) else [handle]
 
 
 def _check_deploy(name: str, experiment: dict[str, Any]) -> None:

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 def judge_format(name: str, measured: dict[str, Any], budget: dict[str, float | None]) -> dict[str, Any]:
     """One format against its budget: within or not, and one reason naming each broken limit and its margin."""
+    if "not_measured" in measured:
+        return {"within_budget": False, "reason": f"{name}: not measured: {measured['not_measured']}"}
     broken = []
     limit = budget["max_abs_diff"]
     if limit is not None and not measured["max_abs_diff"] <= limit:  # `not <=` also catches NaN.

@@ -66,7 +66,7 @@ def run_row(run: dict[str, Any], experiments: dict[str, Any]) -> dict[str, Any]:
     metrics, train, parity = run["metrics"], run["train"], run["parity"]
     target = experiments[run["experiment"]]["target"]
     judged = metrics.get("verdict")
-    formats = parity["formats"] if parity else {}
+    formats = {name: entry for name, entry in (parity or {"formats": {}})["formats"].items() if "max_abs_diff" in entry}
     worst = max(formats, key=lambda name: formats[name]["max_abs_diff"]) if formats else None
     return {
         "experiment": run["experiment"],
@@ -80,8 +80,8 @@ def run_row(run: dict[str, Any], experiments: dict[str, Any]) -> dict[str, Any]:
         "verdict": ("pass" if judged["passed"] else "fail") if judged else "",
         "margin": judged["margin"] if judged else "",
         # Largest test-accuracy drop of a converted format (the gate judges it: deploy/verdict.json).
-        "parity": _largest_drop(parity) if parity and parity["formats"] else "not run",
-        "worst_format": f"{worst} {parity['formats'][worst]['max_abs_diff']:.2g}" if worst else "",
+        "parity": _largest_drop(formats) if formats else "not run",
+        "worst_format": f"{worst} {formats[worst]['max_abs_diff']:.2g}" if worst else "",
         "train_seconds": train["wall_seconds"],
         "examples_per_second": train["examples_per_second"],
     }
@@ -96,7 +96,9 @@ def format_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [{"format": "saved_model", "test_accuracy": reference["test_accuracy"], "accuracy_drop": 0.0,
              "max_abs_diff": 0.0, "flex_ops": "", **reference}]  # fmt: skip
     for name, entry in parity["formats"].items():
-        rows.append({**entry, "format": name, "flex_ops": ", ".join(entry.get("flex_ops", [])) or "none"})
+        flex_ops = ", ".join(entry.get("flex_ops", [])) or "none"
+        unmeasured = f"not measured: {entry['not_measured']}" if "not_measured" in entry else ""
+        rows.append({**entry, "format": name, "flex_ops": flex_ops, "skipped": unmeasured})
     for name, reason in parity.get("skipped", {}).items():  # not converted: the model cannot take the format
         rows.append({"format": name, "skipped": reason})
     return [
@@ -105,9 +107,10 @@ def format_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _largest_drop(parity: dict[str, Any]) -> str:
-    name = max(parity["formats"], key=lambda fmt: parity["formats"][fmt]["accuracy_drop"])
-    return f"{name} -{100 * parity['formats'][name]['accuracy_drop']:.2f} pts"
+def _largest_drop(formats: dict[str, Any]) -> str:
+    """The measured format whose test accuracy dropped most, and by how much."""
+    name = max(formats, key=lambda fmt: formats[fmt]["accuracy_drop"])
+    return f"{name} -{100 * formats[name]['accuracy_drop']:.2f} pts"
 
 
 def summarize(rows: list[dict[str, Any]], experiments: dict[str, Any]) -> list[dict[str, Any]]:
