@@ -49,3 +49,14 @@ def test_verdict_and_margin(metric, value, target, passed, margin):
 def test_no_target_no_verdict():
     """Without a target there is nothing to judge."""
     assert verdict({"accuracy": 0.5}, None) is None
+
+
+def test_regression_metrics_are_the_textbook_ones():
+    """MSE (also the loss), its root, MAE and R^2 of predictions against targets."""
+    from workflow.evaluate import regression_metrics
+
+    metrics = regression_metrics(np.array([1.0, 2.0, 5.0], np.float32), np.array([1.0, 3.0, 3.0], np.float32))
+
+    assert metrics["examples"] == 3 and metrics["mse"] == pytest.approx(5 / 3) and metrics["loss"] == metrics["mse"]
+    assert metrics["rmse"] == pytest.approx((5 / 3) ** 0.5) and metrics["mae"] == pytest.approx(1.0)
+    assert metrics["r2"] == pytest.approx(1 - 5 / (4 / 9 + 4 / 9 + 16 / 9))  # targets' mean is 7/3

@@ -53,6 +53,16 @@ def test_a_csv_becomes_typed_columns_and_rows_with_missing_values_are_dropped():
     assert columns["island"][0] == "Torgersen" and columns["year"][0] == 2007 and labels[0] == 0
 
 
+def test_a_csv_regression_target_is_a_float_column():
+    from workflow.datasets.csv_table import read_table
+
+    columns, classes, labels, _ = read_table(str(penguins_csv()), "body_mass_g", "regression")
+
+    assert classes == [] and labels.dtype == np.float32 and labels[0] == 3750.0 and "body_mass_g" not in columns
+    with pytest.raises(ValueError, match="column 'species' .* is not numeric, so it cannot be a regression target"):
+        read_table(str(penguins_csv()), "species", "regression")
+
+
 @pytest.mark.parametrize(
     ("label", "path", "message"),
     [
@@ -113,30 +123,38 @@ def test_conversions_are_planned_from_the_config_alone():
 
 
 @pytest.mark.parametrize("learner", ["gradient_boosted_trees", "random_forest"])
-@pytest.mark.parametrize("bundle", ["load_breast_cancer", "load_wine"])
+@pytest.mark.parametrize("bundle", ["load_breast_cancer", "load_wine", "load_diabetes"])
 def test_the_forest_layer_reproduces_ydf(learner, bundle):
-    """The DecisionForest Keras layer built from a YDF forest gives YDF's probabilities (2 and 3 classes)."""
+    """The DecisionForest Keras layer built from a YDF forest gives YDF's probabilities (2 and 3 classes)
+    or, for the diabetes regression, its predictions."""
     import sklearn.datasets
     import ydf
 
-    from workflow.forests import build_forest_model, forest_arrays, ydf_probabilities
+    from workflow.forests import build_forest_model, forest_arrays, ydf_outputs
 
     features, labels = getattr(sklearn.datasets, bundle)(return_X_y=True)
     names = [f"column_{index:02d}" for index in range(features.shape[1])]
     data = {name: features[:, index].astype(np.float32) for index, name in enumerate(names)}
-    classes = int(labels.max()) + 1
+    regression = bundle == "load_diabetes"
+    classes = None if regression else int(labels.max()) + 1
+    task = {"task": ydf.Task.REGRESSION} if regression else {}
     if learner == "gradient_boosted_trees":
-        trainer = ydf.GradientBoostedTreesLearner(label="label", num_trees=30, random_seed=1)
+        trainer = ydf.GradientBoostedTreesLearner(label="label", num_trees=30, random_seed=1, **task)
     else:
-        trainer = ydf.RandomForestLearner(label="label", num_trees=20, random_seed=1, winner_take_all=True)
+        votes = {} if regression else {"winner_take_all": True}
+        trainer = ydf.RandomForestLearner(label="label", num_trees=20, random_seed=1, **task, **votes)
     forest = trainer.train({**data, "label": labels}, verbose=0)
 
     arrays = forest_arrays(forest, {name: index for index, name in enumerate(names)}, classes)
     model = build_forest_model(arrays, {name: {"dtype": "float32"} for name in names}, classes)
     actual = np.asarray(model({name: values[:, None] for name, values in data.items()}))
 
-    np.testing.assert_allclose(actual, ydf_probabilities(forest, data, classes), atol=1e-5)
-    assert (actual.argmax(axis=1) == labels).mean() > 0.95
+    expected = ydf_outputs(forest, data, classes)
+    np.testing.assert_allclose(actual, expected, atol=1e-5 * max(1.0, float(np.abs(expected).max())))
+    if regression:
+        assert np.corrcoef(actual[:, 0], labels)[0, 1] > 0.7  # fits its train data
+    else:
+        assert (actual.argmax(axis=1) == labels).mean() > 0.95
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +165,7 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict:
     config = {
         "datasets": {
             "cancer": {"tfds_name": "sklearn_breast_cancer", "shards": {"train": 1, "validation": 1, "test": 1}},
+            "diabetes": {"tfds_name": "sklearn_diabetes", "shards": {"train": 1, "validation": 1, "test": 1}},
             "penguins": {"csv": {"path": "penguins.csv", "label": "species"}},
         },
         "experiments": {
@@ -154,6 +173,17 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "dataset": "cancer",
                 "model": {"name": "linear", "features": {"*": "float_normalized"}},
                 "train": {"epochs": 20, "batch_size": 32, "optimizer": {"name": "adam", "learning_rate": 0.01}},
+            },
+            "diabetes_linear": {
+                "dataset": "diabetes",
+                "model": {"name": "linear", "features": {"*": "float_normalized"}},
+                "train": {
+                    "epochs": 60,
+                    "batch_size": 32,
+                    "optimizer": {"name": "adam", "learning_rate": 2.0},
+                    "schedule": {"name": "cosine", "alpha": 0.01},
+                },
+                "target": {"metric": "rmse", "value": 60.0, "direction": "lower", "source": "least squares: ~54"},
             },
             "cancer_trees": {
                 "dataset": "cancer",
@@ -188,7 +218,7 @@ def test_the_dry_run_already_says_which_conversions_are_skipped_and_why(tables):
     """Before anything ran: the parity jobs' messages name each skipped conversion, its features and ops."""
     text = tables["plan"].stdout
     planned = planned_jobs(tables["plan"])
-    assert planned["tfjs"] == 2 and planned["parity"] == 3 and planned["download"] == 2  # no TF.js for the CSV model
+    assert planned["tfjs"] == 3 and planned["parity"] == 4 and planned["download"] == 3  # no TF.js for the CSV model
     wide = text.split("parity of penguins_wide_deep:", 1)[1].split("\n\n", 1)[0]
     assert "SavedModel against no converted format" in wide
     assert "tflite skipped: the LiteRT builtins lack ops these features need: " in wide
@@ -220,6 +250,23 @@ def test_tables_learn_and_every_conversion_that_runs_matches_the_saved_model(tab
     assert run_json(tables, "cancer_trees", "train.json")["max_abs_diff_vs_ydf"] < 1e-5
     report = (tables["folder"] / "results/report/reproduction.md").read_text()
     assert "| penguins_wide_deep | 0 | tfjs |" in report and "lookup tables do not convert" in report
+
+
+@pytest.mark.dag
+def test_linear_regression_runs_the_whole_lifecycle(tables):
+    """Linear regression of diabetes progression: RMSE and R^2 near least squares', its target met; the
+    served `prediction`, LiteRT and TF.js equal to the SavedModel's; the gate judges scaled differences."""
+    metrics = run_json(tables, "diabetes_linear", "metrics.json")
+    parity = run_json(tables, "diabetes_linear", "parity.json")
+    verdict = run_json(tables, "diabetes_linear", "deploy/verdict.json")
+
+    assert metrics["examples"] == 89 and metrics["rmse"] < 60 and metrics["r2"] > 0.4 and metrics["verdict"]["passed"]
+    assert set(parity["formats"]) == {"float32", "float16", "dynamic_range", "int8", "tfjs"}
+    for name in ("float32", "tfjs"):
+        assert parity["formats"][name]["max_scaled_diff"] < 1e-5 and abs(parity["formats"][name]["mae_increase"]) < 1e-3
+    assert "top1_agreement" not in parity["formats"]["float32"] and parity["saved_model"]["test_mae"] > 30
+    assert verdict["formats"]["float32"]["within_budget"]
+    assert run_json(tables, "diabetes_linear", "export.json")["outputs"] == {"prediction": "float32"}
 
 
 @pytest.mark.dag

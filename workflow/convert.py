@@ -20,7 +20,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from workflow.atomic import atomic_path
 from workflow.export import SIGNATURE, check_saved_model
-from workflow.features import as_numpy, count, take
+from workflow.features import as_numpy, count, main_output, take
 from workflow.pipeline import load_inputs
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def predict_tflite(path: str, inputs: dict[str, np.ndarray], threads: int = 1) -
     interpreter = Interpreter(model_path=path, num_threads=threads)
     runner = interpreter.get_signature_runner(SIGNATURE)
     outputs = runner(**{name: np.ascontiguousarray(as_numpy(values)) for name, values in inputs.items()})
-    return np.asarray(outputs["probabilities"], dtype=np.float32)
+    return np.asarray(main_output(outputs), dtype=np.float32)
 
 
 def describe_tflite(path: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Evaluate a trained model on the test split and judge it against the paper target.
 
 metrics.json: accuracy, error, loss, per-class accuracy, confusion matrix (rows: true class,
-columns: predicted), and, when the experiment has a target, the verdict with its margin.
+columns: predicted), or for a regression mse, rmse, mae and r2; and, when the experiment has a
+target, the verdict with its margin.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from workflow.atomic import write_json
+from workflow.features import is_regression
 from workflow.models import load_trained_model
 from workflow.pipeline import make_dataset
 from workflow.shards import read_spec
@@ -23,16 +25,34 @@ def evaluate(
     """Compute test metrics of `model_path` and write metrics.json."""
     model = load_trained_model(model_path)
     spec = read_spec(shards_dir)
-    probabilities, labels = [], []
-    for images, batch_labels in make_dataset(shards_dir, "test", batch_size):
-        probabilities.append(np.asarray(model(images, training=False)))
+    outputs, labels = [], []
+    for inputs, batch_labels in make_dataset(shards_dir, "test", batch_size):
+        outputs.append(np.asarray(model(inputs, training=False)))
         labels.append(batch_labels.numpy())
-    metrics = classification_metrics(
-        np.concatenate(probabilities), np.concatenate(labels), spec["features"]["label"]["num_classes"]
-    )
+    if is_regression(spec):
+        metrics = regression_metrics(np.concatenate(outputs)[:, 0], np.concatenate(labels))
+    else:
+        metrics = classification_metrics(
+            np.concatenate(outputs), np.concatenate(labels), spec["features"]["label"]["num_classes"]
+        )
     metrics["verdict"] = verdict(metrics, target)
     write_json(metrics_path, metrics)
     return metrics
+
+
+def regression_metrics(predictions: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
+    """Mean squared error (also as `loss`, the training loss), its root, mean absolute error and R^2."""
+    errors = predictions.astype(np.float64) - targets
+    mse = float(np.mean(errors**2))
+    spread = float(np.sum((targets - targets.mean()) ** 2))
+    return {
+        "examples": int(len(targets)),
+        "mse": mse,
+        "rmse": mse**0.5,
+        "mae": float(np.mean(np.abs(errors))),
+        "r2": 1.0 - float(np.sum(errors**2)) / spread if spread > 0 else 0.0,
+        "loss": mse,
+    }
 
 
 def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:

@@ -27,7 +27,9 @@ from workflow.features import (
     as_numpy,
     count,
     input_signature,
+    is_regression,
     keras_input_dtypes,
+    main_output,
     model_inputs,
     tensor_specs,
 )
@@ -58,7 +60,9 @@ def export(
     info = {
         "signature": SIGNATURE,
         "inputs": input_signature(spec),
-        "outputs": {"probabilities": "float32", "class_id": "int32"},
+        "outputs": {"prediction": "float32"}
+        if is_regression(spec)
+        else {"probabilities": "float32", "class_id": "int32"},
         "verified_examples": count(sample),
         "max_abs_diff_vs_keras": max_diff,
         "saved_model_cli": description,
@@ -87,21 +91,25 @@ def write_saved_model(model: keras.Model, path: pathlib.Path, spec: dict[str, An
     archive.track(model)
     keras_dtypes = keras_input_dtypes(model)
 
+    regression = is_regression(spec)
+
     @tf.function(input_signature=[tensor_specs(spec)])
     def serve(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        probabilities = model(model_inputs(spec, inputs, keras_dtypes), training=False)
-        return {"probabilities": probabilities, "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+        outputs = model(model_inputs(spec, inputs, keras_dtypes), training=False)
+        if regression:
+            return {"prediction": outputs[:, 0]}
+        return {"probabilities": outputs, "class_id": tf.argmax(outputs, axis=-1, output_type=tf.int32)}
 
     archive.add_endpoint(SIGNATURE, serve)
     archive.write_out(str(path), verbose=False)
 
 
 def predict_saved_model(path: str | pathlib.Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """Probabilities from the SavedModel's serving signature, for served inputs (workflow/features.py)."""
+    """Probabilities (a regression: predictions) from the SavedModel's serving signature, for served inputs."""
     loaded = tf.saved_model.load(str(path))
     signature = loaded.signatures[SIGNATURE]
     outputs = signature(**{name: tf.constant(as_numpy(values)) for name, values in inputs.items()})
-    return outputs["probabilities"].numpy()
+    return main_output(outputs).numpy()
 
 
 def verify(
@@ -109,6 +117,8 @@ def verify(
 ) -> float:
     """Largest |SavedModel - Keras| over `inputs`; raise when above `tolerance`."""
     expected = np.asarray(model(model_inputs(spec, inputs, keras_input_dtypes(model)), training=False))
+    if is_regression(spec):
+        expected = expected[:, 0]
     actual = predict_saved_model(path, inputs)
     max_diff = float(np.abs(actual - expected).max())
     if max_diff > tolerance:

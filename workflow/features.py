@@ -19,12 +19,24 @@ import numpy as np
 import tensorflow as tf
 
 IMAGE_INPUT = "images"
+# The served models' main output: class probabilities [batch, classes], or a regression's prediction [batch].
+MAIN_OUTPUTS = ("probabilities", "prediction")
 DTYPES = {"uint8": tf.uint8, "float32": tf.float32, "int64": tf.int64, "string": tf.string}
 
 
 def is_table(spec: dict[str, Any]) -> bool:
     """Whether spec.json describes a table (typed columns) rather than images."""
     return "columns" in spec["features"]
+
+
+def is_regression(spec: dict[str, Any]) -> bool:
+    """Whether the label is a float32 regression target rather than a class."""
+    return spec["features"]["label"].get("task") == "regression"
+
+
+def main_output(outputs: dict[str, Any]) -> Any:
+    """The probabilities or prediction among a served model's outputs."""
+    return next(outputs[name] for name in MAIN_OUTPUTS if name in outputs)
 
 
 def input_signature(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:

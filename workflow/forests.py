@@ -27,12 +27,12 @@ import tensorflow as tf
 
 from workflow import runtime
 from workflow.atomic import atomic_path, write_json
-from workflow.features import model_inputs
+from workflow.features import is_regression, model_inputs
 from workflow.pipeline import load_inputs
 from workflow.shards import read_spec
 
 log = logging.getLogger(__name__)
-PARITY_TOLERANCE = 1e-5  # |Keras layer - YDF| on the train split; float32 sums of the same leaf values
+PARITY_TOLERANCE = 1e-5  # |Keras layer - YDF| on the train split, relative to outputs above 1: float32 sums
 
 
 @keras.saving.register_keras_serializable(package="tf_lifecycle")
@@ -40,14 +40,25 @@ class DecisionForest(keras.layers.Layer):
     """A trained forest as flat node arrays; inputs a list of [batch, 1] columns, outputs class probabilities.
 
     `kind` "gbt": the leaf values of all trees are summed (one output per class, or one logit for two
-    classes) onto `bias`, then softmax / sigmoid. "rf": the leaf class distributions are averaged.
+    classes) onto `bias`, then softmax / sigmoid. "rf": the leaf class votes are averaged.
+    `task` "regression": one output, the summed (gbt) or averaged (rf) leaf values as they are.
     Leaves are their own children, so every example may take `depth` steps.
     """
 
-    def __init__(self, kind: str, nodes: int, trees: int, outputs: int, classes: int, depth: int, **kwargs: Any):
+    def __init__(
+        self,
+        kind: str,
+        nodes: int,
+        trees: int,
+        outputs: int,
+        classes: int,
+        depth: int,
+        task: str = "classification",
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.kind, self.nodes, self.trees, self.outputs = kind, nodes, trees, outputs
-        self.classes, self.depth = classes, depth
+        self.classes, self.depth, self.task = classes, depth, task
         self.feature = self.add_weight(
             shape=(nodes,), dtype="int32", trainable=False, name="feature", initializer="zeros"
         )
@@ -82,6 +93,8 @@ class DecisionForest(keras.layers.Layer):
         if self.kind == "rf":
             return tf.reduce_mean(leaves, axis=1)
         logits = tf.reduce_sum(leaves, axis=1) + self.bias
+        if self.task == "regression":
+            return logits
         if self.outputs == 1:
             positive = tf.sigmoid(logits)
             return tf.concat([1.0 - positive, positive], axis=1)
@@ -96,21 +109,24 @@ class DecisionForest(keras.layers.Layer):
             "outputs": self.outputs,
             "classes": self.classes,
             "depth": self.depth,
+            "task": self.task,
         }
 
 
-def forest_arrays(model: Any, feature_index: dict[str, int], classes: int) -> dict[str, Any]:
+def forest_arrays(model: Any, feature_index: dict[str, int], classes: int | None) -> dict[str, Any]:
     """Every node of a YDF forest in flat arrays, in the layout DecisionForest takes.
 
     Class outputs follow the label's integer order, not YDF's (string-sorted) class order.
+    `classes` None: a regression forest (one output).
     """
     import ydf
 
     kind = "gbt" if isinstance(model, ydf.GradientBoostedTreesModel) else "rf"
-    order = [int(name) for name in model.label_classes()]  # YDF class position -> label id
+    regression = classes is None
+    order = [0] if regression else [int(name) for name in model.label_classes()]  # YDF class position -> label id
     column_names = [column.name for column in model.data_spec().columns]
     per_iteration = model.num_trees_per_iteration() if kind == "gbt" else 1
-    outputs = per_iteration if kind == "gbt" else classes
+    outputs = per_iteration if kind == "gbt" or regression else classes
     arrays: dict[str, list[Any]] = {
         key: [] for key in ("feature", "threshold", "missing", "positive", "negative", "value")
     }
@@ -125,7 +141,7 @@ def forest_arrays(model: Any, feature_index: dict[str, int], classes: int) -> di
             depth = max(depth, level)
             arrays["feature"][index], arrays["threshold"][index], arrays["missing"][index] = 0, np.inf, 0
             arrays["positive"][index] = arrays["negative"][index] = index
-            arrays["value"][index] = leaf_value(node.value, kind, tree % per_iteration, outputs, order)
+            arrays["value"][index] = leaf_value(node.value, kind, tree % per_iteration, outputs, order, regression)
             return index
         condition = node.condition
         if type(condition).__name__ != "NumericalHigherThanCondition":
@@ -147,10 +163,11 @@ def forest_arrays(model: Any, feature_index: dict[str, int], classes: int) -> di
     values = np.asarray(arrays["value"], np.float32)
     if kind == "gbt" and outputs > 1:
         bias = bias[np.argsort(order)]
-    if kind == "gbt" and outputs == 1 and order[1] != 1:  # YDF's logit is for label 0: flip it to label 1's
+    if kind == "gbt" and not regression and outputs == 1 and order[1] != 1:  # YDF's logit is for label 0: flip it
         bias, values = -bias, -values
     return {
         "kind": kind,
+        "task": "regression" if regression else "classification",
         "outputs": outputs,
         "depth": depth,
         "roots": np.asarray(roots, np.int32),
@@ -164,9 +181,14 @@ def forest_arrays(model: Any, feature_index: dict[str, int], classes: int) -> di
     }
 
 
-def leaf_value(value: Any, kind: str, tree_output: int, outputs: int, order: list[int]) -> list[float]:
-    """A leaf's contribution: a GBT leaf adds its value to its tree's output; an RF leaf votes for its top class."""
+def leaf_value(
+    value: Any, kind: str, tree_output: int, outputs: int, order: list[int], regression: bool = False
+) -> list[float]:
+    """A leaf's contribution: a GBT leaf adds its value to its tree's output; an RF leaf votes for its top
+    class (or gives its value, in a regression)."""
     result = [0.0] * outputs
+    if regression:
+        return [float(value.value)]
     if kind == "gbt":
         output = tree_output if outputs == 1 else order[tree_output]
         result[output] = float(value.value)
@@ -176,8 +198,9 @@ def leaf_value(value: Any, kind: str, tree_output: int, outputs: int, order: lis
     return result
 
 
-def build_forest_model(arrays: dict[str, Any], columns: dict[str, dict[str, str]], classes: int) -> keras.Model:
-    """A Keras model taking the table's columns ({name: [batch, 1]}) and giving class probabilities."""
+def build_forest_model(arrays: dict[str, Any], columns: dict[str, dict[str, str]], classes: int | None) -> keras.Model:
+    """A Keras model taking the table's columns ({name: [batch, 1]}) and giving class probabilities
+    (or, `classes` None, the regression's prediction [batch, 1])."""
     names = sorted(columns)
     inputs = {name: keras.Input(shape=(1,), dtype=columns[name]["dtype"], name=name) for name in names}
     forest = DecisionForest(
@@ -185,8 +208,9 @@ def build_forest_model(arrays: dict[str, Any], columns: dict[str, dict[str, str]
         nodes=len(arrays["feature"]),
         trees=len(arrays["roots"]),
         outputs=arrays["outputs"],
-        classes=classes,
+        classes=classes or 0,
         depth=max(arrays["depth"], 1),
+        task=arrays["task"],
         name="forest",
     )
     probabilities = forest([inputs[name] for name in names])
@@ -213,18 +237,20 @@ def train_forest(
             f"model.name {options['name']}: string columns {', '.join(strings)} cannot be exported as numerical "
             "trees; use a table model (linear, wide_and_deep) or encode them as integers in the data"
         )
-    classes = spec["features"]["label"]["num_classes"]
+    classes = None if is_regression(spec) else spec["features"]["label"]["num_classes"]
+    task = ydf.Task.REGRESSION if classes is None else ydf.Task.CLASSIFICATION
     names = sorted(columns)
     started = time.monotonic()
     train_inputs, train_labels = load_inputs(shards_dir, "train")
     data = {**{name: train_inputs[name] for name in names}, "label": train_labels}
-    common = {"label": "label", "task": ydf.Task.CLASSIFICATION, "random_seed": seed, "max_depth": options["max_depth"]}
+    common = {"label": "label", "task": task, "random_seed": seed, "max_depth": options["max_depth"]}
     if options["name"] == "gradient_boosted_trees":
         learner = ydf.GradientBoostedTreesLearner(
             **common, num_trees=options["num_trees"], shrinkage=options["shrinkage"]
         )
     else:
-        learner = ydf.RandomForestLearner(**common, num_trees=options["num_trees"], winner_take_all=True)
+        votes = {} if classes is None else {"winner_take_all": True}
+        learner = ydf.RandomForestLearner(**common, num_trees=options["num_trees"], **votes)
     validation = None
     if "validation" in spec["splits"] and options["name"] == "gradient_boosted_trees":
         valid_inputs, valid_labels = load_inputs(shards_dir, "validation")
@@ -233,11 +259,12 @@ def train_forest(
     seconds = time.monotonic() - started
     arrays = forest_arrays(forest, {name: index for index, name in enumerate(names)}, classes)
     model = build_forest_model(arrays, columns, classes)
-    expected = ydf_probabilities(forest, {name: train_inputs[name] for name in names}, classes)
+    expected = ydf_outputs(forest, {name: train_inputs[name] for name in names}, classes)
     actual = np.asarray(model(model_inputs(spec, train_inputs), training=False))
     max_diff = float(np.abs(actual - expected).max())
-    if max_diff > PARITY_TOLERANCE:
-        raise RuntimeError(f"the exported forest differs from YDF's predictions by {max_diff:.3g} > {PARITY_TOLERANCE}")
+    allowed = PARITY_TOLERANCE * max(1.0, float(np.abs(expected).max()))  # relative for large regression values
+    if max_diff > allowed:
+        raise RuntimeError(f"the exported forest differs from YDF's predictions by {max_diff:.3g} > {allowed:.3g}")
     log.info(
         "%s: %d trees, %d nodes, depth %d, trained in %.1f s; matches YDF within %.2g",
         options["name"], len(arrays["roots"]), len(arrays["feature"]), arrays["depth"], seconds, max_diff,
@@ -272,9 +299,11 @@ def train_forest(
     return info
 
 
-def ydf_probabilities(forest: Any, inputs: dict[str, np.ndarray], classes: int) -> np.ndarray:
-    """YDF's own class probabilities, columns in label order."""
+def ydf_outputs(forest: Any, inputs: dict[str, np.ndarray], classes: int | None) -> np.ndarray:
+    """YDF's own class probabilities, columns in label order (or, `classes` None, its predictions [n, 1])."""
     predicted = np.asarray(forest.predict(inputs), np.float32)
+    if classes is None:
+        return predicted.reshape(-1, 1)
     if predicted.ndim == 1:  # two classes: the probability of label_classes()[1]
         positive = predicted if forest.label_classes()[1] == "1" else 1.0 - predicted
         return np.stack([1.0 - positive, positive], axis=1)

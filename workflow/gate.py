@@ -32,19 +32,22 @@ def judge_format(name: str, measured: dict[str, Any], budget: dict[str, float | 
         return {"within_budget": False, "reason": f"{name}: not measured: {measured['not_measured']}"}
     broken = []
     limit = budget["max_abs_diff"]
-    if limit is not None and not measured["max_abs_diff"] <= limit:  # `not <=` also catches NaN.
-        broken.append(
-            f"max abs diff {measured['max_abs_diff']:.3g} on the golden batch exceeds {limit:.3g} "
-            f"by {measured['max_abs_diff'] - limit:.3g}"
-        )
+    # A regression's difference is in standard deviations of the SavedModel's predictions (workflow/parity.py).
+    diff, unit = (
+        (measured["max_scaled_diff"], " standard deviations")
+        if "max_scaled_diff" in measured
+        else (measured["max_abs_diff"], "")
+    )
+    if limit is not None and not diff <= limit:  # `not <=` also catches NaN.
+        broken.append(f"max abs diff {diff:.3g}{unit} on the golden batch exceeds {limit:.3g} by {diff - limit:.3g}")
     limit = budget["min_top1_agreement"]
-    if limit is not None and measured["top1_agreement"] < limit:
+    if limit is not None and "top1_agreement" in measured and measured["top1_agreement"] < limit:
         broken.append(
             f"top-1 agreement {measured['top1_agreement']:.4f} on the golden batch is below {limit:.4f} "
             f"by {limit - measured['top1_agreement']:.4f}"
         )
     limit = budget["max_accuracy_drop"]
-    if limit is not None and not measured["accuracy_drop"] <= limit:
+    if limit is not None and "accuracy_drop" in measured and not measured["accuracy_drop"] <= limit:
         broken.append(
             f"test accuracy {measured['test_accuracy']:.4f} is {100 * measured['accuracy_drop']:.2f} points "
             f"below the SavedModel's, more than the {100 * limit:.2f} allowed"

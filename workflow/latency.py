@@ -17,7 +17,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from workflow.export import SIGNATURE
-from workflow.features import as_numpy
+from workflow.features import as_numpy, main_output
 
 
 def median_ms(run: Callable[[], object], repeats: int) -> float:
@@ -34,7 +34,7 @@ def saved_model_latency_ms(path: str, example: dict[str, np.ndarray], repeats: i
     """`example`: served inputs of one example ({"images": [1, ...]} or one [1] array per column)."""
     serve = tf.saved_model.load(str(path)).signatures[SIGNATURE]
     batch = {name: tf.constant(as_numpy(values)) for name, values in example.items()}
-    return median_ms(lambda: serve(**batch)["probabilities"].numpy(), repeats)
+    return median_ms(lambda: main_output(serve(**batch)).numpy(), repeats)
 
 
 def tflite_latency_ms(path: str, example: dict[str, np.ndarray], repeats: int = 30) -> float:

@@ -42,7 +42,10 @@ def write_manifest(
         "slurm": {"train_job_id": train["host"].get("slurm_job_id"), "manifest_job_id": os.environ.get("SLURM_JOB_ID")},
         # Set by Lmod and Tcl modules when the step ran with `--sdm env-modules`.
         "modules": os.environ.get("LOADEDMODULES") or None,
-        "results": {"accuracy": metrics["accuracy"], "error": metrics["error"], "verdict": metrics["verdict"]},
+        "results": {
+            **{key: metrics[key] for key in ("accuracy", "error", "rmse", "mae", "r2") if key in metrics},
+            "verdict": metrics["verdict"],
+        },
     }
     write_json(manifest_path, manifest)
     return manifest

@@ -1,5 +1,9 @@
 """Numerical parity: the SavedModel and every converted model on the same test examples (images or rows).
 
+A regression's entries have `test_mae` and `mae_increase` instead of accuracy and its drop, no top-1
+agreement, and `max_scaled_diff`: the max abs diff over the standard deviation of the SavedModel's
+predictions, which the gate judges against `max_abs_diff` budgets.
+
 Per format, on the golden batch (the first `batch_size` examples of the test split): the largest
 absolute difference of output probabilities against the SavedModel and the share of examples
 with the same top-1 class; on the whole test split: accuracy next to the SavedModel's, its drop,
@@ -53,6 +57,8 @@ def measure_parity(
     golden = min(batch_size, len(labels))
     reference = in_chunks(lambda chunk: predict_saved_model(saved_model_dir, chunk), inputs)
     example = take(inputs, 0, 1)
+    # A regression's differences are judged in units of the spread of its predictions (scale-free budgets).
+    scale = (float(reference.std()) or 1.0) if reference.ndim == 1 else 1.0
     predictors: dict[str, tuple[Callable[[dict[str, np.ndarray]], np.ndarray], int, Callable[[], float]]] = {
         pathlib.Path(path).stem: (
             lambda chunk, path=path: predict_tflite(path, chunk),
@@ -71,8 +77,8 @@ def measure_parity(
         "golden_examples": golden,
         "test_examples": int(len(labels)),
         "saved_model": {
-            "golden_accuracy": accuracy(reference[:golden], labels[:golden]),
-            "test_accuracy": accuracy(reference, labels),
+            **{f"golden_{key}": value for key, value in quality(reference[:golden], labels[:golden]).items()},
+            **{f"test_{key}": value for key, value in quality(reference, labels).items()},
             "bytes": _size(saved_model_dir),
             "latency_ms": saved_model_latency_ms(saved_model_dir, example),
         },
@@ -95,7 +101,11 @@ def measure_parity(
         }
         if name != "tfjs":
             entry["flex_ops"] = flex
-        entry["accuracy_drop"] = report["saved_model"]["test_accuracy"] - entry["test_accuracy"]
+        if reference.ndim == 1:  # a regression: how much larger the mean absolute error became
+            entry["mae_increase"] = entry["test_mae"] - report["saved_model"]["test_mae"]
+            entry["max_scaled_diff"] = entry["max_abs_diff"] / scale
+        else:
+            entry["accuracy_drop"] = report["saved_model"]["test_accuracy"] - entry["test_accuracy"]
         report["formats"][name] = entry
         log.info("%s: %s", name, entry)
     write_json(parity_path, report)
@@ -120,12 +130,18 @@ def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float((probabilities.argmax(axis=1) == labels).mean())
 
 
+def quality(outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy of class probabilities [n, classes], or mean absolute error of a regression's predictions [n]."""
+    if outputs.ndim == 1:
+        return {"mae": float(np.abs(outputs.astype(np.float64) - labels).mean())}
+    return {"accuracy": accuracy(outputs, labels)}
+
+
 def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Max abs diff, top-1 agreement and accuracy of `candidate` against the `reference` probabilities."""
+    """Max abs diff of `candidate` against the `reference` outputs and its quality (and top-1 agreement of classes)."""
     if candidate.shape != reference.shape:
         raise ValueError(f"output shape {candidate.shape} differs from the SavedModel's {reference.shape}")
-    return {
-        "max_abs_diff": float(np.abs(candidate - reference).max()),
-        "top1_agreement": float((candidate.argmax(axis=1) == reference.argmax(axis=1)).mean()),
-        "accuracy": accuracy(candidate, labels),
-    }
+    agreement = {}
+    if reference.ndim > 1:
+        agreement["top1_agreement"] = float((candidate.argmax(axis=1) == reference.argmax(axis=1)).mean())
+    return {"max_abs_diff": float(np.abs(candidate - reference).max()), **agreement, **quality(candidate, labels)}

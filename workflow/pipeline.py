@@ -66,10 +66,10 @@ def make_dataset(
     dataset = dataset.batch(batch_size)
 
     if is_table(spec):
-        columns = spec["features"]["columns"]
+        columns, label_dtype = spec["features"]["columns"], spec["features"]["label"]["dtype"]
 
         def parse(records: tf.Tensor) -> tuple[Any, tf.Tensor]:
-            return parse_table_batch(records, columns)
+            return parse_table_batch(records, columns, label_dtype)
 
     else:
         shape = spec["features"]["image"]["shape"]
@@ -150,13 +150,16 @@ def parse_batch(records: tf.Tensor, shape: list[int]) -> tuple[tf.Tensor, tf.Ten
     return tf.reshape(images, [-1, *shape]), features["label"]
 
 
-def parse_table_batch(records: tf.Tensor, columns: dict[str, dict[str, str]]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-    """A batch of serialized Examples of a table -> ({column: [batch, 1] of its dtype}, int64 labels)."""
+def parse_table_batch(
+    records: tf.Tensor, columns: dict[str, dict[str, str]], label_dtype: str = "int64"
+) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """A batch of serialized Examples of a table -> ({column: [batch, 1] of its dtype}, labels: int64
+    classes or float32 regression targets)."""
     features = tf.io.parse_example(
         records,
         {
             **{name: tf.io.FixedLenFeature([1], DTYPES[column["dtype"]]) for name, column in columns.items()},
-            "label": tf.io.FixedLenFeature([], tf.int64),
+            "label": tf.io.FixedLenFeature([], DTYPES[label_dtype]),
         },
     )
     labels = features.pop("label")

@@ -19,12 +19,12 @@ from workflow.atomic import atomic_path, read_json, write_text
 from workflow.targets import verdict
 
 COLUMNS = (
-    "experiment", "seed", "dataset", "model", "accuracy", "error", "loss", "target", "verdict", "margin",
+    "experiment", "seed", "dataset", "model", "accuracy", "error", "loss", "rmse", "r2", "target", "verdict", "margin",
     "parity", "worst_format", "train_seconds", "examples_per_second",
 )  # fmt: skip
 FORMAT_COLUMNS = (
-    "experiment", "seed", "format", "bytes", "latency_ms", "test_accuracy", "accuracy_drop", "max_abs_diff",
-    "flex_ops", "skipped",
+    "experiment", "seed", "format", "bytes", "latency_ms", "test_accuracy", "accuracy_drop", "test_mae",
+    "mae_increase", "max_abs_diff", "flex_ops", "skipped",
 )  # fmt: skip
 SUMMARY_COLUMNS = (
     "experiment", "seeds", "metric", "paper", "mean", "std", "margin", "verdict", "source",
@@ -73,9 +73,8 @@ def run_row(run: dict[str, Any], experiments: dict[str, Any]) -> dict[str, Any]:
         "seed": run["seed"],
         "dataset": experiments[run["experiment"]]["dataset"],
         "model": train["params"]["model"]["name"],
-        "accuracy": metrics["accuracy"],
-        "error": metrics["error"],
-        "loss": metrics["loss"],
+        # a classification has accuracy and error, a regression mse, rmse, mae and r2 (workflow/evaluate.py)
+        **{key: metrics.get(key, "") for key in ("accuracy", "error", "loss", "mse", "rmse", "mae", "r2")},
         "target": f"{target['metric']} {target['value']} ({target['direction']})" if target else "",
         "verdict": ("pass" if judged["passed"] else "fail") if judged else "",
         "margin": judged["margin"] if judged else "",
@@ -93,8 +92,8 @@ def format_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
     if not parity:
         return []
     reference = parity["saved_model"]
-    rows = [{"format": "saved_model", "test_accuracy": reference["test_accuracy"], "accuracy_drop": 0.0,
-             "max_abs_diff": 0.0, "flex_ops": "", **reference}]  # fmt: skip
+    change = "mae_increase" if "test_mae" in reference else "accuracy_drop"  # a regression, or classes
+    rows = [{"format": "saved_model", change: 0.0, "max_abs_diff": 0.0, "flex_ops": "", **reference}]
     for name, entry in parity["formats"].items():
         flex_ops = ", ".join(entry.get("flex_ops", [])) or "none"
         unmeasured = f"not measured: {entry['not_measured']}" if "not_measured" in entry else ""
@@ -108,7 +107,10 @@ def format_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _largest_drop(formats: dict[str, Any]) -> str:
-    """The measured format whose test accuracy dropped most, and by how much."""
+    """The measured format whose test accuracy dropped most (a regression: whose MAE grew most), and by how much."""
+    if any("mae_increase" in entry for entry in formats.values()):
+        name = max(formats, key=lambda fmt: formats[fmt]["mae_increase"])
+        return f"{name} MAE +{formats[name]['mae_increase']:.3g}"
     name = max(formats, key=lambda fmt: formats[fmt]["accuracy_drop"])
     return f"{name} -{100 * formats[name]['accuracy_drop']:.2f} pts"
 
@@ -121,7 +123,7 @@ def summarize(rows: list[dict[str, Any]], experiments: dict[str, Any]) -> list[d
     summary = []
     for experiment, group in by_experiment.items():
         target = experiments[experiment]["target"]
-        metric = target["metric"] if target else "accuracy"
+        metric = target["metric"] if target else ("accuracy" if group[0]["accuracy"] != "" else "rmse")
         values = [row[metric] for row in group]
         mean = statistics.fmean(values)
         judged = verdict({metric: mean}, target)
@@ -142,7 +144,7 @@ def summarize(rows: list[dict[str, Any]], experiments: dict[str, Any]) -> list[d
 def to_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
     """A table as CSV."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -242,6 +244,8 @@ def write_figures(folder: pathlib.Path, runs: list[dict[str, Any]]) -> None:
         figure.savefig(folder / f"curves_{experiment}.png", dpi=100)
         pyplot.close(figure)
     for run in runs:
+        if "confusion_matrix" not in run["metrics"]:  # a regression
+            continue
         confusion = run["metrics"]["confusion_matrix"]
         figure, axis = pyplot.subplots(figsize=(5.5, 5))
         image = axis.imshow(confusion, cmap="Blues")

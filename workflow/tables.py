@@ -19,9 +19,11 @@ Without `model.features` every column is used with a default by dtype (float32: 
 int64: integer_categorical, string: string_categorical).
 
 The preprocessing layers are part of the model: the trained model.keras, and the SavedModel
-export, take a dict of raw column values. Models (both output class probabilities):
+export, take a dict of raw column values. Models (class probabilities; for a regression target,
+one linear output):
 
-    linear          one Dense layer on all encoded features: (multinomial) logistic regression
+    linear          one Dense layer on all encoded features: (multinomial) logistic regression, or
+                    linear regression
     wide_and_deep   Cheng et al. 2016: a linear part on the one-hot features and crosses (wide)
                     plus an MLP on the numeric features and embeddings (deep), summed before softmax
 """
@@ -121,10 +123,17 @@ def build_feature_space(settings: dict[str, dict[str, Any]], crosses: Sequence[d
 
 
 def build_table_model(
-    options: dict[str, Any], columns: dict[str, dict[str, str]], num_classes: int, train_features: tf.data.Dataset
+    options: dict[str, Any],
+    columns: dict[str, dict[str, str]],
+    num_classes: int | None,
+    train_features: tf.data.Dataset,
 ) -> keras.Model:
     """The model named by `options["name"]` (linear, wide_and_deep) with its FeatureSpace adapted on
-    `train_features` (batches of {column: [batch, 1]}), taking a dict of raw columns."""
+    `train_features` (batches of {column: [batch, 1]}), taking a dict of raw columns.
+
+    `num_classes` None: a regression, one linear output named "prediction" (linear regression for `linear`).
+    """
+    outputs = num_classes or 1
     settings = feature_settings(options, columns)
     crosses = options.get("crosses") or []
     space = build_feature_space(settings, crosses)
@@ -143,21 +152,24 @@ def build_table_model(
     wide += [encoded[name] for name in encoded if name not in settings]  # the crosses
     name = options.get("name")
     if name == "linear":
-        logits = keras.layers.Dense(num_classes, name="logits")(_concatenate(wide + deep, "features"))
+        logits = keras.layers.Dense(outputs, name="logits")(_concatenate(wide + deep, "features"))
     elif name == "wide_and_deep":
         parts = []
         if wide:
-            parts.append(keras.layers.Dense(num_classes, name="wide_logits")(_concatenate(wide, "wide_features")))
+            parts.append(keras.layers.Dense(outputs, name="wide_logits")(_concatenate(wide, "wide_features")))
         if deep:
             x = _concatenate(deep, "deep_features")
             for index, units in enumerate(options.get("hidden_units", [64, 32])):
                 x = keras.layers.Dense(units, activation="relu", name=f"deep_{index}")(x)
                 if options.get("dropout"):
                     x = keras.layers.Dropout(options["dropout"], name=f"deep_dropout_{index}")(x)
-            parts.append(keras.layers.Dense(num_classes, name="deep_logits")(x))
+            parts.append(keras.layers.Dense(outputs, name="deep_logits")(x))
         logits = parts[0] if len(parts) == 1 else keras.layers.Add(name="logits")(parts)
     else:
         raise ValueError(f"model.name: unknown table model {name!r}; known: {', '.join(TABLE_MODELS)}")
+    if num_classes is None:
+        prediction = keras.layers.Activation("linear", dtype="float32", name="prediction")(logits)
+        return keras.Model(inputs, prediction, name=name)
     probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, probabilities, name=name)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from workflow.atomic import atomic_path, read_json
 from workflow.export import INPUT_NAME, SIGNATURE, check_saved_model
-from workflow.features import is_table, take
+from workflow.features import is_table, main_output, take
 from workflow.pipeline import load_arrays
 from workflow.shards import read_spec
 
@@ -162,6 +162,6 @@ def _run_node(
         if result.returncode != 0:
             raise RuntimeError(f"TF.js prediction in Node.js failed for {model_dir}:\n{result.stderr[-3000:]}")
         outputs: dict[str, Any] = json.loads(output_path.read_text())
-    probabilities = outputs["probabilities"]
-    values = np.asarray(probabilities["data"], dtype=np.float32).reshape(probabilities["shape"])
+    served = main_output(outputs)  # probabilities, or a regression's prediction
+    values = np.asarray(served["data"], dtype=np.float32).reshape(served["shape"])
     return values, float(outputs.get("latency_ms", float("nan")))

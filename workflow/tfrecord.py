@@ -40,10 +40,7 @@ def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], vali
     inputs = {"columns": columns} if columns else {"image": {"dtype": "uint8", "shape": list(input_feature.shape)}}
     spec: dict[str, Any] = {
         "source": {key: manifest[key] for key in ("name", "version", "full_name")},
-        "features": {
-            **inputs,
-            "label": {"dtype": "int64", "num_classes": label_feature.num_classes, "names": label_feature.names},
-        },
+        "features": {**inputs, "label": _label(label_feature, tables=columns is not None)},
         "splits": {},
     }
     with atomic_path(output_dir) as temporary:
@@ -92,6 +89,15 @@ def _supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
     return keys[0], keys[1]
 
 
+def _label(feature: Any, tables: bool) -> dict[str, Any]:
+    """The label's spec: classes (a ClassLabel), or a float32 regression target (a float Scalar, tables only)."""
+    if isinstance(feature, tfds.features.ClassLabel):
+        return {"dtype": "int64", "num_classes": feature.num_classes, "names": feature.names}
+    if tables and feature.shape == () and feature.np_dtype.kind == "f":
+        return {"dtype": "float32", "task": "regression"}
+    raise ValueError(f"label: a ClassLabel, or a float scalar for a table's regression target, got {feature!r}")
+
+
 COLUMN_DTYPES = {"float32": "float32", "float64": "float32", "int32": "int64", "int64": "int64", "bool": "int64",
                  "string": "string"}  # fmt: skip
 
@@ -111,10 +117,14 @@ def _columns(features: tfds.features.FeaturesDict) -> dict[str, dict[str, str]]:
     return columns
 
 
-def serialize_row(row: dict[str, Any], label: int, columns: dict[str, dict[str, str]]) -> bytes:
-    """One tf.train.Example of a table row: each column typed as spec.json says, and the label."""
-    _check_label(label)
-    feature = {"label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+def serialize_row(row: dict[str, Any], label: int | float, columns: dict[str, dict[str, str]]) -> bytes:
+    """One tf.train.Example of a table row: each column typed as spec.json says, and the label
+    (int64 class, or float32 regression target)."""
+    if isinstance(label, float):
+        feature = {"label": tf.train.Feature(float_list=tf.train.FloatList(value=[label]))}
+    else:
+        _check_label(label)
+        feature = {"label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
     for name, column in columns.items():
         value = row[name]
         if column["dtype"] == "float32":
@@ -129,7 +139,7 @@ def serialize_row(row: dict[str, Any], label: int, columns: dict[str, dict[str, 
 
 def _examples(
     builder: tfds.core.DatasetBuilder, split: str, input_key: str, label_key: str, batch_size: int = 1024
-) -> Iterator[tuple[Any, int]]:
+) -> Iterator[tuple[Any, int | float]]:
     """(image or table row, label) in the split's order, read from tfds a batch at a time.
 
     Per-example `tfds.as_numpy` on MNIST's train split takes 2.5 times the whole step of today;
@@ -139,10 +149,11 @@ def _examples(
     for batch in tfds.as_numpy(dataset.prefetch(tf.data.AUTOTUNE)):
         inputs, labels = batch[input_key], batch[label_key]
         for index in range(len(labels)):
+            label = labels[index].item()  # a Python int (class) or float (regression target)
             if isinstance(inputs, dict):
-                yield {name: values[index] for name, values in inputs.items()}, int(labels[index])
+                yield {name: values[index] for name, values in inputs.items()}, label
             else:
-                yield inputs[index], int(labels[index])
+                yield inputs[index], label
 
 
 def serialize(image: np.ndarray, label: int) -> bytes:

@@ -29,7 +29,7 @@ from workflow.atomic import atomic_path, read_json, write_json
 from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard, TrainingInterruptedError
 from workflow.config import config_hash
 from workflow.conversions import FOREST_MODELS, TABLE_MODELS
-from workflow.features import is_table
+from workflow.features import is_regression, is_table
 from workflow.models import build_model
 from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset, split_bytes
 from workflow.shards import read_spec, sha256_path
@@ -115,7 +115,7 @@ def train(
         finetune.set_frozen(model, finetune.frozen_layers(init_from, copied, saved_epoch - (saved_batch == 0)))
         if transfer:
             finetune.require_something_trains(model, copied)
-        compile_model(model, config, steps["train"])
+        compile_model(model, config, steps["train"], regression=is_regression(spec))
         progress = checkpoint.restore(model)
     progress.attempts += 1
     examples_per_epoch = steps["train"] * config.batch_size if steps["fixed"] else spec["splits"]["train"]["examples"]
@@ -134,7 +134,7 @@ def train(
     with PreemptionGuard(enabled=chief) as guard, strategy.scope():
         for epoch in range(progress.epoch, config.epochs):
             if finetune.set_frozen(model, finetune.frozen_layers(init_from, copied, epoch)):
-                recompile(model, config, steps["train"], epoch)
+                recompile(model, config, steps["train"], epoch, regression=is_regression(spec))
                 if identity["workers"] > 1:
                     distribute.work_around_keras_multi_worker(model)
             done_before, progress.batch = progress.batch, 0
@@ -216,7 +216,7 @@ def check_model_fits_data(name: str, spec: dict[str, Any], shards_dir: str) -> N
 
 def build_any_model(options: dict[str, Any], spec: dict[str, Any], shards_dir: str) -> keras.Model:
     """The configured Keras model for the data: an image model, or a table model adapted on the train split."""
-    classes = spec["features"]["label"]["num_classes"]
+    classes = None if is_regression(spec) else spec["features"]["label"]["num_classes"]
     if not is_table(spec):
         return build_model(options, spec["features"]["image"]["shape"], classes)
     train_features = make_dataset(shards_dir, "train", 1024).map(lambda features, labels: features)
@@ -347,7 +347,9 @@ def learning_rate_schedule(
     return initial
 
 
-def recompile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, epoch: int) -> None:
+def recompile(
+    model: keras.Model, config: TrainConfig, steps_per_epoch: int, epoch: int, regression: bool = False
+) -> None:
     """Compile again after the trainable layers changed: a fresh optimizer that keeps the step count.
 
     Keras 3 fixes the trainable variables at compile time. The new optimizer's slots start at zero
@@ -355,7 +357,7 @@ def recompile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, epo
     over, so the learning-rate schedule goes on where it was.
     """
     steps_done = int(model.optimizer.iterations.numpy())
-    compile_model(model, config, steps_per_epoch)
+    compile_model(model, config, steps_per_epoch, regression)
     model.optimizer.build(model.trainable_variables)
     model.optimizer.iterations.assign(steps_done)
     trainable = sum(int(keras.ops.size(variable)) for variable in model.trainable_variables)
@@ -367,12 +369,20 @@ def recompile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, epo
     )
 
 
-def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> None:
-    """Compile with sparse cross-entropy and accuracy; XLA and eager mode from config."""
+def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int, regression: bool = False) -> None:
+    """Compile with sparse cross-entropy and accuracy (a regression: mean squared error and mean absolute
+    error); XLA and eager mode from config."""
+    if regression:
+        loss, metrics = keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]
+    else:
+        loss, metrics = (
+            keras.losses.SparseCategoricalCrossentropy(),
+            [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
     model.compile(
         optimizer=build_optimizer(config, steps_per_epoch),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        loss=loss,
+        metrics=metrics,
         jit_compile=config.jit_compile,
         run_eagerly=config.run_eagerly,
         steps_per_execution=steps_per_execution(config),

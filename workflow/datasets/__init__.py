@@ -16,7 +16,7 @@ from typing import Any
 import tensorflow_datasets as tfds
 
 from workflow.atomic import write_json
-from workflow.datasets import breast_cancer, digits  # noqa: F401  (register the project's builders with tfds)
+from workflow.datasets import breast_cancer, diabetes, digits  # noqa: F401  (register the project's builders with tfds)
 from workflow.datasets.csv_table import prepare_csv
 
 log = logging.getLogger(__name__)

@@ -35,8 +35,11 @@ def tfds_name(dataset: str) -> str:
     return "csv_" + re.sub(r"\W+", "_", dataset).lower()
 
 
-def read_table(path: str, label: str) -> tuple[dict[str, np.ndarray], list[str], np.ndarray, int]:
-    """Typed columns, class names, integer labels and the number of rows dropped for missing values."""
+def read_table(
+    path: str, label: str, task: str = "classification"
+) -> tuple[dict[str, np.ndarray], list[str], np.ndarray, int]:
+    """Typed columns, class names, labels (integer classes, or float32 targets for a regression: no
+    class names) and the number of rows dropped for missing values."""
     import pandas as pd
 
     file = pathlib.Path(path)
@@ -65,16 +68,22 @@ def read_table(path: str, label: str) -> tuple[dict[str, np.ndarray], list[str],
             columns[name] = values.to_numpy(np.int64)
         else:
             columns[name] = values.astype(str).to_numpy(object)
+    if task == "regression":
+        if complete[label].dtype.kind not in "iuf":
+            raise ValueError(
+                f"{path}: column {label!r} (csv.label) is not numeric, so it cannot be a regression target"
+            )
+        return columns, [], complete[label].to_numpy(np.float32), dropped
     classes = sorted(str(value) for value in complete[label].unique())
     index = {name: position for position, name in enumerate(classes)}
     labels = np.asarray([index[str(value)] for value in complete[label]], np.int64)
     return columns, classes, labels, dropped
 
 
-def prepare_csv(*, dataset: str, path: str, label: str, data_dir: str) -> dict[str, Any]:
-    """Store the CSV as a tfds dataset in `data_dir` (unless already there); what prepared.json adds."""
+def prepare_csv(*, dataset: str, path: str, label: str, data_dir: str, task: str = "classification") -> dict[str, Any]:
+    """Store the CSV as a tfds dataset in `data_dir`, replacing an earlier one; what prepared.json adds."""
     name = tfds_name(dataset)
-    columns, classes, labels, dropped = read_table(path, label)
+    columns, classes, labels, dropped = read_table(path, label, task)
     features = tfds.features.FeaturesDict(
         {
             "features": tfds.features.FeaturesDict(
@@ -83,7 +92,7 @@ def prepare_csv(*, dataset: str, path: str, label: str, data_dir: str) -> dict[s
                     for column, values in sorted(columns.items())
                 }
             ),
-            "label": tfds.features.ClassLabel(names=classes),
+            "label": tfds.features.ClassLabel(names=classes) if classes else tfds.features.Scalar(dtype=np.float32),
         }
     )
     # Read first, then replace: a bad file fails before the previous preparation is removed, and an
@@ -91,10 +100,11 @@ def prepare_csv(*, dataset: str, path: str, label: str, data_dir: str) -> dict[s
     shutil.rmtree(pathlib.Path(data_dir) / name, ignore_errors=True)
     splits: dict[str, list[tuple[int, dict[str, Any]]]] = {"train": [], "test": []}
     for row in range(len(labels)):
-        example = {"features": {column: values[row] for column, values in columns.items()}, "label": int(labels[row])}
+        example = {"features": {column: values[row] for column, values in columns.items()}, "label": labels[row].item()}
         splits["test" if row % TEST_EVERY == 0 else "train"].append((row, example))
-    log.info("%s: %d rows (%d dropped for missing values), %d columns, classes %s", path, len(labels), dropped,
-             len(columns), ", ".join(classes))  # fmt: skip
+    target = f"classes {', '.join(classes)}" if classes else "a regression target"
+    log.info("%s: %d rows (%d dropped for missing values), %d columns, %s", path, len(labels), dropped,
+             len(columns), target)  # fmt: skip
     tfds.dataset_builders.store_as_tfds_dataset(
         name=name,
         version=VERSION,
@@ -110,6 +120,7 @@ def prepare_csv(*, dataset: str, path: str, label: str, data_dir: str) -> dict[s
             "path": str(path),
             "sha256": sha256_file(path),
             "label": label,
+            "task": task,
             "rows_dropped_for_missing_values": dropped,
         },
     }
