@@ -9,13 +9,15 @@ import subprocess
 import sys
 
 import pytest
+from helpers import without_slurm_client
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BIN = pathlib.Path(sys.executable).parent
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    """Run in the repository; snakemake without the Slurm client's start-up wait (helpers.without_slurm_client)."""
+    env = {**os.environ, "PATH": os.pathsep.join([without_slurm_client(), str(BIN), os.environ.get("PATH", "")])}
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=300)
 
 
