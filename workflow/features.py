@@ -31,7 +31,7 @@ def is_table(spec: dict[str, Any]) -> bool:
 
 def is_regression(spec: dict[str, Any]) -> bool:
     """Whether the label is a float32 regression target rather than a class."""
-    return spec["features"]["label"].get("task") == "regression"
+    return spec["features"].get("label", {}).get("task") == "regression"
 
 
 def main_output(outputs: dict[str, Any]) -> Any:
