@@ -96,6 +96,24 @@ def test_feature_settings_name_the_bad_key(features, crosses, message):
         feature_settings({"features": features, "crosses": crosses}, columns)
 
 
+@pytest.mark.parametrize(
+    ("model", "features", "message"),
+    [
+        ("linear", {"image": {"shape": [8, 8, 1]}}, "model.name linear: takes a table"),
+        (
+            "cnn",
+            {"columns": {"a": {"dtype": "float32"}}},
+            "model.name cnn: takes images, but shards/ holds a table (1 columns)",
+        ),
+    ],
+)
+def test_a_model_for_other_data_is_refused_by_name(model, features, message):
+    from workflow.train import check_model_fits_data
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_model_fits_data(model, {"features": features}, "shards/")
+
+
 def test_the_star_stands_for_every_column_not_listed():
     from workflow.tables import feature_settings
 

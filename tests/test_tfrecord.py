@@ -160,7 +160,7 @@ def test_a_table_becomes_shards_with_typed_columns(tmp_path):
     from sklearn.datasets import load_breast_cancer
 
     from workflow.datasets import prepare
-    from workflow.datasets.breast_cancer import column_name
+    from workflow.datasets.csv_table import column_name
 
     manifest = tmp_path / "prepared.json"
     prepare(tfds_name="sklearn_breast_cancer", manual_dir=None, data_dir=str(tmp_path / "tfds"), manifest=str(manifest))

@@ -8,19 +8,14 @@ example: each example is a dict of named float32 features (`mean_radius`, ...) a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from workflow.datasets.csv_table import column_name
 from workflow.datasets.digits import EveryFifthIsTest
-
-
-def column_name(feature: str) -> str:
-    """scikit-learn's feature name as an identifier: 'mean radius' -> 'mean_radius' (a signature key)."""
-    return re.sub(r"\W+", "_", feature.strip()).lower()
 
 
 class SklearnBreastCancer(EveryFifthIsTest, tfds.core.GeneratorBasedBuilder):
