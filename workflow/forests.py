@@ -1,10 +1,12 @@
 """Gradient-boosted trees and random forests with YDF, turned into a Keras model of plain TensorFlow ops.
 
 YDF (`ydf`, the successor of tensorflow-decision-forests) trains the forest. Its own TensorFlow
-exports need custom ops: `to_tensorflow_saved_model` (both modes) and `to_tensorflow_function` run
-the forest through tensorflow_decision_forests' inference op, which the LiteRT and TF.js
-converters cannot take (and whose wheels pin other TensorFlow versions); `to_jax_function` +
-jax2tf writes an XlaCallModule op, which neither converter takes either. So the trees are copied
+exports need custom ops (checked with ydf 0.16.1 and ydf_tf 2.21.0): `to_tensorflow_saved_model(mode="tf")`
+and `to_tensorflow_function` need the `ydf_tf` package, whose SavedModel runs the forest through the
+custom ops SimpleMLCreateModelResource, SimpleMLLoadModelFromPathWithHandle and
+SimpleMLInferenceOpWithHandle (its inference.so): TFLiteConverter fails on it and TF.js has no such
+ops; mode="keras" is deprecated and needs tensorflow-decision-forests, with the same kind of op;
+`to_jax_function` + jax2tf writes an XlaCallModule op, which neither converter takes. So the trees are copied
 into a `DecisionForest` Keras layer: every node of every tree in flat arrays (feature, threshold,
 children, leaf value), evaluated for a batch by `max_depth` rounds of Gather / GreaterEqual /
 Select, all LiteRT builtins and TF.js ops. The resulting model.keras takes the table's columns as
