@@ -26,7 +26,7 @@ def test_digits_builder_prepares_through_tfds(digits_prepared):
 
 def test_missing_raw_files_fail_fast_and_are_named(tmp_path, monkeypatch):
     """Offline and without the files, MNIST fails within seconds naming every missing file."""
-    monkeypatch.setattr(datasets, "_reachable", lambda url, timeout: False)
+    monkeypatch.setattr(datasets, "reachable", lambda url, timeout: False)
     empty = tmp_path / "manual"
     empty.mkdir()
     (empty / "train-images-idx3-ubyte.gz").write_bytes(b"present, so not named")
@@ -53,7 +53,7 @@ def test_unreachable_host_is_detected_quickly():
         port = probe.getsockname()[1]
 
     started = time.monotonic()
-    assert datasets._reachable(f"http://127.0.0.1:{port}/x", timeout=3.0) is False
+    assert datasets.reachable(f"http://127.0.0.1:{port}/x", timeout=3.0) is False
     assert time.monotonic() - started < 3.0
 
 

@@ -19,9 +19,10 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from workflow.atomic import atomic_path
-from workflow.export import SIGNATURE, check_saved_model
+from workflow.export import SIGNATURE
 from workflow.features import as_numpy, count, main_output, take
 from workflow.pipeline import load_inputs
+from workflow.savedmodel import check_saved_model
 
 log = logging.getLogger(__name__)
 

@@ -71,16 +71,6 @@ def export(
     return info
 
 
-def check_saved_model(path: str | pathlib.Path) -> None:
-    """Refuse a SavedModel folder with a missing part, naming it, before a converter fails obscurely."""
-    folder = pathlib.Path(path)
-    needed = [folder / "saved_model.pb", folder / "variables" / "variables.index"]
-    missing = [str(part.relative_to(folder)) for part in needed if not part.is_file()]
-    if not folder.is_dir() or missing:
-        what = "the folder does not exist" if not folder.is_dir() else f"missing: {', '.join(missing)}"
-        raise ValueError(f"{folder}: not a complete SavedModel ({what}); rerun the export step")
-
-
 def write_saved_model(model: keras.Model, path: pathlib.Path, spec: dict[str, Any] | None = None) -> None:
     """The model behind a `serving_default` signature of raw inputs, through keras.export.ExportArchive.
 

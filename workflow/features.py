@@ -92,11 +92,6 @@ def count(inputs: dict[str, np.ndarray]) -> int:
     return len(next(iter(inputs.values())))
 
 
-def concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Inputs of consecutive batches as one."""
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-
-
 def as_numpy(value: Any) -> np.ndarray:
     """A tensor as NumPy; strings as bytes objects (what LiteRT and tf.constant take)."""
     array = value.numpy() if hasattr(value, "numpy") else np.asarray(value)

@@ -17,6 +17,7 @@ from typing import Any
 import keras
 
 from workflow.models import load_trained_model
+from workflow.savedmodel import check_saved_model
 from workflow.shards import sha256_path
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,6 @@ def saved_model_weights(path: pathlib.Path) -> dict[str, Any]:
     export step does) names each variable by its path, which is what layers are matched by.
     """
     import tensorflow as tf
-
-    from workflow.export import check_saved_model
 
     check_saved_model(path)
     loaded = tf.saved_model.load(str(path))

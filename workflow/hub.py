@@ -19,7 +19,6 @@ import hashlib
 import logging
 import pathlib
 import shutil
-import socket
 import tarfile
 import tempfile
 import urllib.parse
@@ -27,6 +26,8 @@ import urllib.request
 from typing import Any
 
 from workflow.atomic import atomic_path
+from workflow.runtime import reachable
+from workflow.savedmodel import check_saved_model
 
 log = logging.getLogger(__name__)
 HUB_HOSTS = ("tfhub.dev", "www.kaggle.com", "kaggle.com")
@@ -55,7 +56,13 @@ def fetch(*, handle: str, output_dir: str, timeout: float = 60.0) -> dict[str, A
         if is_url(handle):
             archive = pathlib.Path(scratch) / "model.tar.gz"
             url = download_url(handle)
-            _check_reachable(url, handle)
+            if not reachable(url, timeout=3.0):
+                host = urllib.parse.urlparse(url).hostname
+                raise ConnectionError(
+                    f"model.init_from.hub: {handle}: cannot reach {host} (no connection within 3 s). Fetch it where "
+                    "there is internet (the pretrained step is a localrule), or download and unpack it and give "
+                    "its folder instead"
+                )
             log.info("downloading %s", url)
             with urllib.request.urlopen(url, timeout=timeout) as response, open(archive, "wb") as out:
                 shutil.copyfileobj(response, out)
@@ -71,8 +78,8 @@ def fetch(*, handle: str, output_dir: str, timeout: float = 60.0) -> dict[str, A
                 shutil.copytree(source, temporary)
             else:
                 _extract(source, temporary, handle)
-            saved_model = _find_saved_model(temporary, handle)
-    log.info("%s -> %s (%s)", handle, output_dir, saved_model)
+            check_saved_model(temporary, f"model.init_from.hub: {handle} must hold a SavedModel at its top")
+    log.info("%s -> %s", handle, output_dir)
     return {"handle": handle, "folder": output_dir}
 
 
@@ -83,24 +90,3 @@ def _extract(archive: pathlib.Path, folder: pathlib.Path, handle: str) -> None:
     folder.mkdir(parents=True)
     with tarfile.open(archive) as bundle:
         bundle.extractall(folder, filter="data")  # "data": no absolute paths, links out or devices
-
-
-def _find_saved_model(folder: pathlib.Path, handle: str) -> str:
-    """The SavedModel must be the folder itself (TF Hub archives hold it at their top)."""
-    missing = [part for part in ("saved_model.pb", "variables/variables.index") if not (folder / part).is_file()]
-    if missing:
-        raise ValueError(f"model.init_from.hub: {handle} holds no SavedModel at its top (missing {', '.join(missing)})")
-    return "saved_model.pb"
-
-
-def _check_reachable(url: str, handle: str, timeout: float = 3.0) -> None:
-    parsed = urllib.parse.urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return
-    except OSError as error:
-        raise ConnectionError(
-            f"model.init_from.hub: {handle}: cannot reach {parsed.hostname} ({error}). Fetch it where there is "
-            "internet (the pretrained step is a localrule), or download and unpack it and give its folder instead"
-        ) from None

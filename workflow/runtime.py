@@ -8,6 +8,7 @@ import platform
 import socket
 import subprocess
 import sys
+import urllib.parse
 from importlib import metadata
 from typing import Any
 
@@ -49,3 +50,14 @@ def git_commit() -> dict[str, Any]:
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def reachable(url: str, timeout: float) -> bool:
+    """Whether a TCP connection to the URL's host and port opens within `timeout` seconds."""
+    parsed = urllib.parse.urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from workflow.atomic import atomic_path, read_json
-from workflow.export import INPUT_NAME, SIGNATURE, check_saved_model
+from workflow.export import INPUT_NAME, SIGNATURE
 from workflow.features import is_table, main_output, take
 from workflow.pipeline import load_arrays
+from workflow.savedmodel import check_saved_model
 from workflow.shards import read_spec
 
 log = logging.getLogger(__name__)

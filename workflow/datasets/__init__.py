@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import pathlib
-import socket
 import time
 import urllib.parse
 from typing import Any
@@ -18,6 +17,7 @@ import tensorflow_datasets as tfds
 from workflow.atomic import write_json
 from workflow.datasets import breast_cancer, diabetes, digits  # noqa: F401  (register the project's builders with tfds)
 from workflow.datasets.csv_table import prepare_csv
+from workflow.runtime import reachable
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def _check_sources(builder: tfds.core.DatasetBuilder, manual_dir: str | None, ti
     folder = pathlib.Path(manual_dir) if manual_dir else None
     present = {path.name for path in folder.iterdir()} if folder and folder.is_dir() else set()
     missing = {name: url for name, url in expected.items() if name not in present}
-    unreachable = sorted({url for url in missing.values() if not _reachable(url, timeout)})
+    unreachable = sorted({url for url in missing.values() if not reachable(url, timeout)})
     if unreachable:
         names = ", ".join(sorted(missing))
         if folder is None:
@@ -111,16 +111,6 @@ def _check_sources(builder: tfds.core.DatasetBuilder, manual_dir: str | None, ti
             f"reached: {unreachable[0]}. Put the files in a folder and set datasets.<key>.manual_dir "
             f"to it, or run the download step where there is internet (it is a localrule)."
         )
-
-
-def _reachable(url: str, timeout: float) -> bool:
-    parsed = urllib.parse.urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _raw_files(builder: tfds.core.DatasetBuilder, manual_dir: str | None) -> dict[str, Any]:
