@@ -27,7 +27,8 @@ from harness import REPO, header, interleaved, table, timed  # noqa: E402
 from tfrecord_write import prepared_manifest  # noqa: E402
 
 from workflow import config as cfg  # noqa: E402
-from workflow.models import build_model, scale_images  # noqa: E402
+from workflow.features import scale_images  # noqa: E402
+from workflow.models import build_model  # noqa: E402
 from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset  # noqa: E402
 from workflow.shards import read_spec  # noqa: E402
 from workflow.tfrecord import convert  # noqa: E402

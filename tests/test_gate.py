@@ -12,8 +12,8 @@ import pytest
 
 from workflow.convert import FlexOpsError, convert_tflite, flex_ops_in
 from workflow.export import write_saved_model
+from workflow.features import scale_images
 from workflow.gate import gate, publish
-from workflow.models import scale_images
 from workflow.parity import measure_parity
 from workflow.pipeline import load_arrays
 

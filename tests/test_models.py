@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from workflow.models import build_model, scale_images
+from workflow.features import scale_images
+from workflow.models import build_model
 
 
 @pytest.mark.parametrize(

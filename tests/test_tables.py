@@ -164,7 +164,7 @@ def test_the_forest_layer_reproduces_ydf(learner, bundle):
     forest = trainer.train({**data, "label": labels}, verbose=0)
 
     arrays = forest_arrays(forest, {name: index for index, name in enumerate(names)}, classes)
-    model = build_forest_model(arrays, {name: {"dtype": "float32"} for name in names}, classes)
+    model = build_forest_model(arrays, {name: {"dtype": "float32"} for name in names})
     actual = np.asarray(model({name: values[:, None] for name, values in data.items()}))
 
     expected = ydf_outputs(forest, data, classes)

@@ -53,14 +53,13 @@ class DecisionForest(keras.layers.Layer):
         nodes: int,
         trees: int,
         outputs: int,
-        classes: int,
         depth: int,
         task: str = "classification",
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.kind, self.nodes, self.trees, self.outputs = kind, nodes, trees, outputs
-        self.classes, self.depth, self.task = classes, depth, task
+        self.depth, self.task = depth, task
         self.feature = self.add_weight(
             shape=(nodes,), dtype="int32", trainable=False, name="feature", initializer="zeros"
         )
@@ -109,7 +108,6 @@ class DecisionForest(keras.layers.Layer):
             "nodes": self.nodes,
             "trees": self.trees,
             "outputs": self.outputs,
-            "classes": self.classes,
             "depth": self.depth,
             "task": self.task,
         }
@@ -200,9 +198,9 @@ def leaf_value(
     return result
 
 
-def build_forest_model(arrays: dict[str, Any], columns: dict[str, dict[str, str]], classes: int | None) -> keras.Model:
+def build_forest_model(arrays: dict[str, Any], columns: dict[str, dict[str, str]]) -> keras.Model:
     """A Keras model taking the table's columns ({name: [batch, 1]}) and giving class probabilities
-    (or, `classes` None, the regression's prediction [batch, 1])."""
+    (or, for a regression forest, its prediction [batch, 1])."""
     names = sorted(columns)
     inputs = {name: keras.Input(shape=(1,), dtype=columns[name]["dtype"], name=name) for name in names}
     forest = DecisionForest(
@@ -210,7 +208,6 @@ def build_forest_model(arrays: dict[str, Any], columns: dict[str, dict[str, str]
         nodes=len(arrays["feature"]),
         trees=len(arrays["roots"]),
         outputs=arrays["outputs"],
-        classes=classes or 0,
         depth=max(arrays["depth"], 1),
         task=arrays["task"],
         name="forest",
@@ -260,7 +257,7 @@ def train_forest(
     forest = learner.train(data, valid=validation, verbose=0)
     seconds = time.monotonic() - started
     arrays = forest_arrays(forest, {name: index for index, name in enumerate(names)}, classes)
-    model = build_forest_model(arrays, columns, classes)
+    model = build_forest_model(arrays, columns)
     expected = ydf_outputs(forest, {name: train_inputs[name] for name in names}, classes)
     actual = np.asarray(model(model_inputs(spec, train_inputs), training=False))
     max_diff = float(np.abs(actual - expected).max())

@@ -1,6 +1,6 @@
 """The model registry: Keras 3 Functional models for image classification, by name.
 
-Every builder takes images scaled to [0, 1] (see `scale_images`) and returns class probabilities in
+Every builder takes images scaled to [0, 1] (workflow/features.py `scale_images`) and returns class probabilities in
 float32, also under a mixed-precision policy. Export wraps the model with the same scaling so the
 served model takes raw uint8 images.
 """
@@ -12,8 +12,6 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-
-from workflow.features import scale_images  # noqa: F401  (the image models' preprocessing, re-exported)
 
 
 def build_mlp(
