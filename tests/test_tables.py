@@ -17,7 +17,7 @@ import yaml
 from helpers import copy_repository, planned_jobs, snakemake
 
 from workflow import config as cfg
-from workflow.conversions import skipped_conversions
+from workflow.conversions import TFLITE_FLEX_OPS, skipped_conversions
 
 PENGUINS_FEATURES = {
     "island": {"type": "string_categorical", "embedding_dim": 3},
@@ -131,7 +131,8 @@ def test_conversions_are_planned_from_the_config_alone():
 
     assert skipped_conversions(numeric, allow_flex=False, tfjs_wanted=True) == {}
     skipped = skipped_conversions(categorical, allow_flex=False, tfjs_wanted=True)
-    assert "island (string_categorical: HashTableV2, LookupTableFindV2" in skipped["tflite"]
+    assert "year (integer_categorical: HashTableV2, LookupTableFindV2" in skipped["tflite"]
+    assert "island (string_categorical: DenseBincount)" in skipped["tflite"]
     assert "flipper_length_mm (float_discretized: the converter does not support op Bucketize)" in skipped["tfjs"]
     assert "bill_length_mm" not in skipped["tflite"] + skipped["tfjs"]
     assert set(skipped_conversions(categorical, allow_flex=True, tfjs_wanted=False)) == set()
@@ -369,3 +370,45 @@ def test_table_configs_load():
     assert cfg.tflite_variants(loaded, "cancer_logistic") == ["float32", "float16", "dynamic_range", "int8"]
     assert cfg.tflite_variants(loaded, "cancer_boosted_trees") == ["float32", "float16"]
     assert not cfg.tfjs_enabled(loaded, "cancer_wide_deep")
+
+
+@pytest.mark.parametrize("kind", ["float_normalized", *sorted(TFLITE_FLEX_OPS)])
+def test_the_tflite_ops_each_feature_type_needs_are_what_the_plan_says(tmp_path, kind):
+    """The conversion plan's table (workflow/conversions.py) against the real converter: a one-feature
+    FeatureSpace model per type is refused naming exactly the TF Select ops the plan lists; a
+    normalized number converts to builtins."""
+    import tensorflow as tf
+
+    from workflow.convert import FlexOpsError, convert_tflite, flex_ops_needed
+    from workflow.export import write_saved_model
+    from workflow.tables import build_table_model
+
+    values = {"n": np.arange(40, dtype=np.float32), "i": np.arange(40) % 4, "s": np.array(["a", "b"] * 20)}
+    columns = {"n": {"dtype": "float32"}, "i": {"dtype": "int64"}, "s": {"dtype": "string"}}
+    features = {
+        "float_normalized": {"n": "float_normalized"},
+        "float_discretized": {"n": {"type": "float_discretized", "num_bins": 4}},
+        "integer_categorical": {"i": "integer_categorical"},
+        "string_categorical": {"s": "string_categorical"},
+        "integer_hashed": {"i": {"type": "integer_hashed", "num_bins": 4}},
+        "string_hashed": {"s": {"type": "string_hashed", "num_bins": 4}},
+        "cross": {"i": {"type": "integer_hashed", "num_bins": 4}, "s": {"type": "string_hashed", "num_bins": 4}},
+    }[kind]
+    crosses = [{"features": ["i", "s"], "crossing_dim": 8}] if kind == "cross" else []
+    used = {name: columns[name] for name in features}
+    data = tf.data.Dataset.from_tensor_slices({name: values[name][:, None] for name in used}).batch(8)
+    model = build_table_model({"name": "linear", "features": features, "crosses": crosses}, used, 2, data)
+    spec = {"features": {"columns": used, "label": {"dtype": "int64", "num_classes": 2}}}
+    write_saved_model(model, tmp_path / "saved_model", spec)
+    convert = {"saved_model_dir": str(tmp_path / "saved_model"), "shards_dir": "", "variant": "float32"}
+
+    if kind == "float_normalized":
+        assert convert_tflite(**convert, output_path=str(tmp_path / "m.tflite")) > 0
+        return
+    with pytest.raises(FlexOpsError) as refused:
+        convert_tflite(**convert, output_path=str(tmp_path / "m.tflite"))
+    needed = set(flex_ops_needed(str(refused.value).replace("lack: ", "TF Select ops: ").split(". Set")[0]))
+    listed = set(TFLITE_FLEX_OPS[kind].split(", "))
+    if kind == "cross":  # the crossed features' own ops come with it
+        listed |= set(TFLITE_FLEX_OPS["integer_hashed"].split(", ")) | set(TFLITE_FLEX_OPS["string_hashed"].split(", "))
+    assert needed == listed

@@ -16,11 +16,12 @@ FOREST_MODELS = ("gradient_boosted_trees", "random_forest")
 NUMERIC_TYPES = ("float", "float_normalized")
 DEFAULT_TYPE = {"float32": "float_normalized", "int64": "integer_categorical", "string": "string_categorical"}
 
-# The TensorFlow ops each FeatureSpace type adds that the LiteRT builtins lack (TF Select needed).
+# The TensorFlow ops each FeatureSpace type adds that the LiteRT builtins lack (TF Select needed), with
+# its default one-hot output; tests/test_tables.py checks each against the converter.
 TFLITE_FLEX_OPS = {
-    "float_discretized": "Bucketize, DenseBincount",
+    "float_discretized": "DenseBincount",
     "integer_categorical": "HashTableV2, LookupTableFindV2, LookupTableImportV2, DenseBincount",
-    "string_categorical": "HashTableV2, LookupTableFindV2, LookupTableImportV2, DenseBincount",
+    "string_categorical": "DenseBincount",
     "integer_hashed": "AsString, StringToHashBucketFast, DenseBincount",
     "string_hashed": "StringToHashBucketFast, DenseBincount",
     "cross": "SparseCross, DenseBincount",
