@@ -13,12 +13,16 @@ min_version("9.0")
 # Jobs import it from the environment (make installs it editable); the DAG also builds without that.
 sys.path.insert(0, workflow.basedir)
 
-from workflow.config import load_config
+from workflow.config import check_config_files, load_config
+from workflow.logs import why_the_run_stopped
 
 
 configfile: os.path.join(workflow.basedir, "configs", "default.yaml")
 
 
+# Snakemake has loaded the config files with its own loader (YTE, Python tags, the last of two equal
+# keys); read them again as plain data and refuse what it should not have accepted (workflow/plainyaml.py).
+check_config_files(workflow.configfiles)
 CONFIG = load_config(config)
 
 
@@ -35,6 +39,12 @@ include: "rules/report.smk"
 
 localrules:
     all,
+
+
+onerror:
+    stopped = why_the_run_stopped(getattr(workflow, "scheduler", None))
+    if stopped:
+        print(stopped, file=sys.stderr)
 
 
 rule all:

@@ -96,14 +96,29 @@ def published_run(wildcards):
     return files
 
 
+# Every output of every step is a target, not only the last ones: Snakemake, like make, does not
+# rebuild a missing file that only feeds outputs which exist. So when a forced rerun (`-R`) is
+# killed or fails after Snakemake removed the old outputs, a plain rerun completes it (the missing
+# file is a target) and everything after it reruns, instead of "Nothing to be done" over stale files.
+RUN_STEPS = ("train", "evaluate", "manifest", "export", "tflite", "parity", "gate")
+
+
+def outputs_of(rule_name, **wildcards):
+    """The output paths of one job of `rule_name`, from the rule itself (so the targets follow the rules)."""
+    return [path.format(**wildcards) for path in getattr(rules, rule_name).output]
+
+
 def run_outputs(exp, seed):
-    """What one experiment and seed ends with."""
-    folder = RUN.format(exp=exp, seed=seed)
-    return [f"{folder}/metrics.json", f"{folder}/manifest.json", f"{folder}/saved_model", f"{folder}/deploy/verdict.json"]
+    """What the steps of one experiment and seed write."""
+    steps = RUN_STEPS + ("tfjs",) * cfg.tfjs_enabled(CONFIG, exp)
+    return [path for step in steps for path in outputs_of(step, exp=exp, seed=seed)]
 
 
 def final_outputs():
-    """The default target: every run's final files and the report."""
+    """The default target: the outputs of every step of every run, dataset, publish and report."""
     files = [path for exp, seed in cfg.runs(CONFIG) for path in run_outputs(exp, seed)]
-    files += [f"{RESULTS}/deploy/{exp}" for exp in EXPERIMENTS]
-    return files + [f"{RESULTS}/report/reproduction.md", f"{RESULTS}/report/figures"]
+    for dataset in cfg.dataset_names(CONFIG):
+        files += outputs_of("download", dataset=dataset) + outputs_of("tfrecord", dataset=dataset)
+    files += [path for key in cfg.hub_keys(CONFIG) for path in outputs_of("pretrained", key=key)]
+    files += [path for exp in EXPERIMENTS for path in outputs_of("publish", exp=exp)]
+    return files + outputs_of("report")

@@ -33,6 +33,8 @@ rule manifest:
     params:
         code=code("workflow.manifest"),
         config=lambda wildcards: cfg.manifest_params(CONFIG, wildcards.exp),
+        # What train.json must record: the manifest step refuses a model trained with other settings.
+        trained_with=lambda wildcards: cfg.train_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"
     envmodules:

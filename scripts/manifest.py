@@ -13,6 +13,7 @@ write_manifest(
     shards_dir=snakemake.input.shards,
     manifest_path=snakemake.output[0],
     params=snakemake.params.config,
+    trained_with=snakemake.params.trained_with,
     experiment=snakemake.wildcards.exp,
     seed=int(snakemake.wildcards.seed),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import pathlib
@@ -12,6 +13,23 @@ import sys
 import tempfile
 
 import pytest
+
+# The smallest valid config, for tests that change one key of it.
+MINIMAL = {
+    "datasets": {"digits": {"tfds_name": "sklearn_digits"}},
+    "experiments": {"exp": {"dataset": "digits", "model": {"name": "mlp"}}},
+}
+
+
+def with_change(path: str, value: object) -> dict:
+    """A copy of MINIMAL with the dotted key `path` set to `value` (missing mappings on the way created)."""
+    changed = copy.deepcopy(MINIMAL)
+    *parents, last = path.split(".")
+    node = changed
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return changed
 
 
 def train_params(**train_overrides: object) -> dict:

@@ -5,23 +5,9 @@ from __future__ import annotations
 import copy
 
 import pytest
+from helpers import MINIMAL, with_change
 
 from workflow import config as cfg
-
-MINIMAL = {
-    "datasets": {"digits": {"tfds_name": "sklearn_digits"}},
-    "experiments": {"exp": {"dataset": "digits", "model": {"name": "mlp"}}},
-}
-
-
-def with_change(path: str, value: object) -> dict:
-    changed = copy.deepcopy(MINIMAL)
-    *parents, last = path.split(".")
-    node = changed
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
-    return changed
 
 
 def test_defaults_are_filled_everywhere():

@@ -103,13 +103,15 @@ def two_experiments(**init_from: object) -> dict:
     }
 
 
-def test_config_resolves_the_source_run():
+def test_config_resolves_the_source_run(tmp_path):
     config = cfg.load_config(two_experiments(experiment="pre"))
     assert cfg.init_source(config, "fine") == {"experiment": "pre", "seed": 0}
     assert cfg.init_source(config, "pre") is None
     assert config["experiments"]["fine"]["model"]["init_from"]["freeze"] == "transferred"
-    config = cfg.load_config(two_experiments(path="weights/base.keras"))
-    assert cfg.init_source(config, "fine") == {"path": "weights/base.keras"}
+    weights = tmp_path / "base.keras"
+    weights.write_bytes(b"")  # the config checks that it exists and is a .keras file; training reads it
+    config = cfg.load_config(two_experiments(path=str(weights)))
+    assert cfg.init_source(config, "fine") == {"path": str(weights)}
 
 
 @pytest.mark.parametrize(

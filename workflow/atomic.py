@@ -11,6 +11,8 @@ import contextlib
 import fnmatch
 import glob
 import json
+import logging
+import math
 import os
 import pathlib
 import shutil
@@ -49,9 +51,30 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
 
 
 def write_json(path: str | os.PathLike[str], value: Any) -> None:
-    """Write `value` as indented JSON, atomically."""
+    """Write `value` as indented JSON, atomically; NaN and infinity become null (with a warning naming them).
+
+    Python's json writes NaN and Infinity, which are not JSON: other parsers (jq, browsers, JSON
+    Schema tools) reject the whole file. null is what JavaScript's JSON.stringify writes for them,
+    and every reader here treats a null measurement as failing (workflow/gate.py, workflow/targets.py).
+    """
+    replaced: list[str] = []
+    text = json.dumps(_finite(value, "", replaced), indent=2, sort_keys=False, allow_nan=False)
+    if replaced:
+        logging.getLogger(__name__).warning("%s: not finite, written as null: %s", path, ", ".join(replaced[:20]))
     with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        temporary.write_text(text + "\n", encoding="utf-8")
+
+
+def _finite(value: Any, where: str, replaced: list[str]) -> Any:
+    """`value` with every NaN or infinite float replaced by None; their key paths appended to `replaced`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        replaced.append(f"{where or 'value'}={value}")
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item, f"{where}.{key}" if where else str(key), replaced) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item, f"{where}[{index}]", replaced) for index, item in enumerate(value)]
+    return value
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import pathlib
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -20,12 +21,12 @@ import jsonschema
 import yaml
 
 from workflow import conversions, hub
+from workflow.gate import NEXT_TO_THE_MODEL
+from workflow.plainyaml import ConfigError, check_plain, load_plain_yaml, shown
+from workflow.savedmodel import check_saved_model
 
+__all__ = ["ConfigError", "load_config", "load_yaml", "check_config_files"]
 SCHEMA_PATH = pathlib.Path(__file__).resolve().parent.parent / "configs" / "schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A config that does not follow configs/schema.yaml; the message names key and value."""
 
 
 def load_schema(path: pathlib.Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -35,15 +36,15 @@ def load_schema(path: pathlib.Path = SCHEMA_PATH) -> dict[str, Any]:
 
 
 def load_yaml(path: str | pathlib.Path) -> dict[str, Any]:
-    """Read a config file with the safe loader: Python tags are refused, never executed."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            loaded = yaml.safe_load(handle)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not a plain YAML config: {error}") from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping, got {type(loaded).__name__}")
-    return loaded
+    """Read a config file as plain data (workflow/plainyaml.py): no code, no tags, no key twice."""
+    return load_plain_yaml(path)
+
+
+def check_config_files(paths: list[Any]) -> None:
+    """Read again, strictly, the config files Snakemake has loaded (its loader runs YTE and keeps the
+    last of two equal keys): refuse what it should not have accepted, naming the file and line."""
+    for path in paths:
+        load_plain_yaml(path)
 
 
 COMPILED_VALIDATION_FROM = 100  # experiments from which compiling the schema validators pays off
@@ -52,6 +53,7 @@ COMPILED_VALIDATION_FROM = 100  # experiments from which compiling the schema va
 def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return a validated copy of `raw` with every default filled; raise ConfigError otherwise."""
     schema = schema or load_schema()
+    check_plain(raw)  # before anything walks it: an alias bomb is refused in milliseconds
     config = copy.deepcopy(dict(raw))
     # One validator per schema, shared by all experiments; compiled ones only for a config with many
     # experiments (compiling costs ~0.1 s per schema; checking one experiment with jsonschema ~1.8 ms).
@@ -72,6 +74,8 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
         _check_workers(name, experiment["train"])
         _check_deploy(name, experiment)
         _check_init_from(name, experiment["model"]["init_from"], config["experiments"])
+    for key, entry in config["datasets"].items():
+        _check_dataset(key, entry)
     return config
 
 
@@ -99,12 +103,47 @@ def _validate(
         except fastjsonschema.JsonSchemaValueException:
             pass
         else:
+            check_exact(instance, schema, root, prefix or "config")
             return
     if ("jsonschema", id(schema)) not in validators:
         validators["jsonschema", id(schema)] = jsonschema.Draft202012Validator(_with_defs(schema, root))
     errors = sorted(validators["jsonschema", id(schema)].iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("\n".join(_describe(error, prefix) for error in errors[:10]))
+    check_exact(instance, schema, root, prefix or "config")
+
+
+def check_exact(instance: Any, schema: dict[str, Any], root: dict[str, Any], where: str) -> None:
+    """What JSON Schema lets through and this workflow must not: floats at integer keys, line breaks.
+
+    JSON Schema counts 2.0 as an integer (and both validators follow it), but a float epoch count or
+    seed breaks later without naming the key. Python's `re` lets `$` match before a final newline,
+    so a schema `pattern` alone would pass "name\n"; a string may hold a line break only where
+    the schema marks it `x-multiline` (free text), so every pattern matches the whole value.
+    """
+    schema = _resolve(schema, root)
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if isinstance(instance, float) and "integer" in types and "number" not in types:
+        raise ConfigError(f"{where}: {instance!r} is not a whole number; write it without a decimal point")
+    if isinstance(instance, str) and not schema.get("x-multiline") and _has_line_break(instance):
+        raise ConfigError(f"{where}: {shown(instance)} holds a line break; the value must be one line")
+    for branch in (*schema.get("oneOf", ()), *schema.get("anyOf", ()), *schema.get("allOf", ())):
+        check_exact(instance, branch, root, where)
+    if isinstance(instance, dict):
+        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        for key, value in instance.items():
+            sub = properties.get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                check_exact(value, sub, root, f"{where}.{key}")
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for index, value in enumerate(instance):
+            check_exact(value, schema["items"], root, f"{where}[{index}]")
+
+
+def _has_line_break(text: str) -> bool:
+    """A line break of any kind Python knows (\n, \r, \x85, \u2028, ...), a trailing one included."""
+    return len(f"{text}x".splitlines()) > 1
 
 
 @functools.lru_cache(maxsize=32)
@@ -119,15 +158,16 @@ def _with_defs(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
 
 
 def _describe(error: jsonschema.ValidationError, prefix: str) -> str:
-    """One line per error: `key.path: bad value: what was expected`."""
+    """One line per error: `key.path: bad value: what was expected`, the value cut short (plainyaml.shown)."""
     path = ".".join([prefix] * bool(prefix) + [str(part) for part in error.absolute_path])
     where = path or "config"
+    message = error.message.replace(repr(error.instance), shown(error.instance))
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        return f"{where}: {error.message} (allowed keys: {', '.join(allowed)})"
+        return f"{where}: {message} (allowed keys: {', '.join(allowed)})"
     if error.validator == "propertyNames":
-        return f"{where}: invalid name {error.instance!r}: {error.schema.get('description', '')}".strip()
-    return f"{where}: {error.instance!r}: {error.message}"
+        return f"{where}: invalid name {shown(error.instance)}: {error.schema.get('description', '')}".strip()
+    return f"{where}: {shown(error.instance)}: {message}"
 
 
 def fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
@@ -179,6 +219,7 @@ def _check_init_from(name: str, init_from: dict[str, Any] | None, experiments: d
     if len(sources) != 1:
         raise ConfigError(f"{where}: give exactly one of experiment, path or hub, got {sources or 'none'}")
     if "experiment" not in sources:
+        _check_init_source(where, init_from)
         return
     source = init_from["experiment"]
     if source not in experiments:
@@ -222,6 +263,12 @@ def hub_handle(config: dict[str, Any], key: str) -> str:
     raise ConfigError(f"results/pretrained/{key}: no experiment's model.init_from.hub has this key")
 
 
+def hub_keys(config: dict[str, Any]) -> list[str]:
+    """The results/pretrained/<key> folders the config's hub handles are fetched into."""
+    sources = [init_source(config, experiment) or {} for experiment in config["experiments"]]
+    return sorted({hub.handle_key(source["hub"]) for source in sources if "hub" in source})
+
+
 def hub_local_file(handle: str) -> list[str]:
     """A local handle (folder or archive) as the pretrained step's input, so a changed copy refetches; [] for a URL."""
     return [] if hub.is_url(handle) else [handle]
@@ -231,6 +278,82 @@ def _check_deploy(name: str, experiment: dict[str, Any]) -> None:
     seed = experiment["deploy"]["seed"]
     if seed is not None and seed not in experiment["seeds"]:
         raise ConfigError(f"experiments.{name}.deploy.seed: {seed} is not one of seeds {experiment['seeds']}")
+    model_name = experiment["deploy"]["model_name"] or name
+    if model_name.lower() in NEXT_TO_THE_MODEL:
+        raise ConfigError(
+            f"experiments.{name}.deploy.model_name: {model_name!r} is taken by the published layout "
+            f"(results/deploy/{name}/ also holds {', '.join(NEXT_TO_THE_MODEL)}); choose another name"
+        )
+
+
+# The project's builders whose data ships inside a Python package (workflow/datasets/): no raw files.
+BUNDLED_BUILDERS = {"sklearn_digits": "scikit-learn", "sklearn_breast_cancer": "scikit-learn",
+                    "sklearn_diabetes": "scikit-learn"}  # fmt: skip
+
+
+def _check_dataset(key: str, entry: dict[str, Any]) -> None:
+    """A CSV that is a file; a manual_dir only where the builder reads raw files from one."""
+    where = f"datasets.{key}"
+    builder = (entry.get("tfds_name") or "").split(":")[0]
+    if entry["manual_dir"] is not None:
+        if entry.get("csv"):
+            raise ConfigError(f"{where}.manual_dir: a CSV dataset reads only csv.path; remove manual_dir")
+        if builder in BUNDLED_BUILDERS:
+            raise ConfigError(
+                f"{where}.manual_dir: {builder} reads no raw files (its data ships with "
+                f"{BUNDLED_BUILDERS[builder]}), so manual_dir would be ignored; remove it"
+            )
+        if pathlib.Path(entry["manual_dir"]).is_file():
+            raise ConfigError(f"{where}.manual_dir: {entry['manual_dir']} is a file; give the folder of the raw files")
+    if entry.get("csv"):
+        path = pathlib.Path(entry["csv"]["path"])
+        if path.is_dir():
+            raise ConfigError(f"{where}.csv.path: {path} is a folder; give the CSV file itself")
+        if not path.is_file():
+            raise ConfigError(f"{where}.csv.path: {path} does not exist{_relative_to_cwd(path)}")
+
+
+def _relative_to_cwd(path: pathlib.Path) -> str:
+    return "" if path.is_absolute() else f" (relative paths start at the working directory, {pathlib.Path.cwd()})"
+
+
+def _check_init_source(where: str, init_from: dict[str, Any]) -> None:
+    """A local source exists and is what training can load; a hub handle is https or a local SavedModel.
+
+    Checked while the DAG is built: a missing input of a finished train job would make Snakemake
+    skip it silently and rerun only what follows, describing a model this config did not make.
+    """
+    if init_from.get("path") is not None:
+        path = pathlib.Path(init_from["path"])
+        if not path.exists():
+            raise ConfigError(f"{where}.path: {path} does not exist{_relative_to_cwd(path)}")
+        if path.is_dir():
+            _check_saved_model_folder(f"{where}.path", path)
+        elif not path.name.endswith((".keras", ".weights.h5")):
+            raise ConfigError(f"{where}.path: {path} must be a .keras or .weights.h5 file or a SavedModel folder")
+    handle = init_from.get("hub")
+    if handle is None or hub.is_url(handle):
+        return
+    scheme = urllib.parse.urlparse(handle).scheme
+    if len(scheme) > 1:  # one letter is a Windows drive
+        raise ConfigError(
+            f"{where}.hub: {shown(handle)}: {scheme}:// is not fetched; give an https:// handle or a local "
+            "SavedModel folder or .tar.gz"
+        )
+    path = pathlib.Path(handle)
+    if not path.exists():
+        raise ConfigError(f"{where}.hub: {path} is neither an https:// handle nor an existing file or folder")
+    if path.is_dir():
+        _check_saved_model_folder(f"{where}.hub", path)
+    elif not path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        raise ConfigError(f"{where}.hub: {path} must be a SavedModel folder or a .tar.gz of one")
+
+
+def _check_saved_model_folder(where: str, path: pathlib.Path) -> None:
+    try:
+        check_saved_model(path, "give a SavedModel folder (saved_model.pb and variables/)")
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def _check_workers(name: str, train: dict[str, Any]) -> None:

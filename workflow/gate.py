@@ -24,6 +24,16 @@ from typing import Any
 from workflow.atomic import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
+# What publish writes beside the model folder: a deploy.model_name equal to one (compared
+# case-insensitively, for the file systems a published folder may be copied to) is refused.
+NEXT_TO_THE_MODEL = ("publish.json", "tflite", "tfjs")
+
+
+def _fails(value: float | None, limit: float, at_most: bool) -> bool:
+    """Whether `value` breaks `limit`; a missing (null) or NaN measurement always does: the gate fails closed."""
+    if not _known(value):
+        return True
+    return value > limit if at_most else value < limit
 
 
 def judge_format(name: str, measured: dict[str, Any], budget: dict[str, float | None]) -> dict[str, Any]:
@@ -36,23 +46,34 @@ def judge_format(name: str, measured: dict[str, Any], budget: dict[str, float | 
     diff, unit = (
         (measured["max_scaled_diff"], " standard deviations")
         if "max_scaled_diff" in measured
-        else (measured["max_abs_diff"], "")
+        else (measured.get("max_abs_diff"), "")
     )
-    if limit is not None and not diff <= limit:  # `not <=` also catches NaN.
-        broken.append(f"max abs diff {diff:.3g}{unit} on the golden batch exceeds {limit:.3g} by {diff - limit:.3g}")
+    if limit is not None and _fails(diff, limit, at_most=True):
+        by = f" by {diff - limit:.3g}" if _known(diff) else ""
+        broken.append(f"max abs diff {_number(diff, '.3g')}{unit} on the golden batch exceeds {limit:.3g}{by}")
     limit = budget["min_top1_agreement"]
-    if limit is not None and "top1_agreement" in measured and measured["top1_agreement"] < limit:
-        broken.append(
-            f"top-1 agreement {measured['top1_agreement']:.4f} on the golden batch is below {limit:.4f} "
-            f"by {limit - measured['top1_agreement']:.4f}"
-        )
+    agreement = measured.get("top1_agreement")
+    if limit is not None and "top1_agreement" in measured and _fails(agreement, limit, at_most=False):
+        by = f" by {limit - agreement:.4f}" if _known(agreement) else ""
+        broken.append(f"top-1 agreement {_number(agreement, '.4f')} on the golden batch is below {limit:.4f}{by}")
     limit = budget["max_accuracy_drop"]
-    if limit is not None and "accuracy_drop" in measured and not measured["accuracy_drop"] <= limit:
+    drop = measured.get("accuracy_drop")
+    if limit is not None and "accuracy_drop" in measured and _fails(drop, limit, at_most=True):
+        points = f"{100 * drop:.2f}" if _known(drop) else "an unknown number of"
         broken.append(
-            f"test accuracy {measured['test_accuracy']:.4f} is {100 * measured['accuracy_drop']:.2f} points "
-            f"below the SavedModel's, more than the {100 * limit:.2f} allowed"
+            f"test accuracy {_number(measured.get('test_accuracy'), '.4f')} is {points} points below the "
+            f"SavedModel's, more than the {100 * limit:.2f} allowed"
         )
     return {"within_budget": not broken, "reason": f"{name}: " + ("; ".join(broken) or "within budget")}
+
+
+def _known(value: float | None) -> bool:
+    return value is not None and value == value  # noqa: PLR0124  (NaN is not equal to itself)
+
+
+def _number(value: float | None, spec: str) -> str:
+    """A measurement for a reason, or 'not a number' for null and NaN."""
+    return format(value, spec) if _known(value) else "not a number"
 
 
 def judge(
@@ -69,7 +90,8 @@ def judge(
         target_passed = True
     else:
         target_passed = bool(target["passed"])
-        target_reason = f"paper target: {'met' if target_passed else 'missed'} (margin {target['margin']:+.4g})"
+        margin = f"margin {target['margin']:+.4g}" if target["margin"] is not None else target["because"]
+        target_reason = f"paper target: {'met' if target_passed else 'missed'} ({margin})"
     blessed = target_passed and all(entry["within_budget"] for entry in formats.values())
     return {
         "blessed": blessed,
@@ -112,6 +134,8 @@ def publish(
     run: str,
 ) -> dict[str, Any]:
     """Copy a blessed (or overridden) run into the TF Serving layout under `output_dir`, atomically."""
+    if pathlib.PurePath(model_name).name != model_name or model_name.lower() in (".", "..", *NEXT_TO_THE_MODEL):
+        raise ValueError(f"deploy.model_name: {model_name!r} would leave or collide with the published layout")
     verdict = read_json(verdict_path)
     record: dict[str, Any] = {"run": run, "published": verdict["publish"], "verdict": verdict, "files": []}
     with atomic_path(output_dir) as temporary:

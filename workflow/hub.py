@@ -73,6 +73,8 @@ def fetch(*, handle: str, output_dir: str, timeout: float = 60.0) -> dict[str, A
                 raise FileNotFoundError(
                     f"model.init_from.hub: {handle} is neither a URL nor an existing file or folder"
                 )
+            if source.is_dir():  # before copying: a random folder (/etc) fails here by name, not in shutil
+                check_saved_model(source, f"model.init_from.hub: {handle} must be a SavedModel folder")
         with atomic_path(output_dir) as temporary:
             if source.is_dir():
                 shutil.copytree(source, temporary)

@@ -48,3 +48,20 @@ def _report_failures_to(snakemake_stderr: int, log_path: str) -> None:
             os.write(snakemake_stderr, line.encode("utf-8", "replace"))
 
     sys.excepthook = hook
+
+
+def why_the_run_stopped(scheduler: object) -> str | None:
+    """For Snakemake's `onerror`: say so when the run stopped on SIGTERM with no job failed.
+
+    Snakemake then ends with "At least one job did not complete successfully", which reads like a
+    failure. It keeps the stop request and the failed jobs on its scheduler (`_user_kill`, `_errors`,
+    private names of Snakemake 9); read defensively, they only decide the wording.
+    """
+    if getattr(scheduler, "_user_kill", None) != "graceful":
+        return None
+    if getattr(scheduler, "_errors", False):
+        return "snakemake was asked to stop (SIGTERM) and some jobs had also failed: see the errors above"
+    return (
+        "snakemake was asked to stop (SIGTERM): it let the running jobs finish and started no new ones; "
+        "no job failed. Run the same command again to go on from there."
+    )

@@ -7,6 +7,7 @@ shards' sha256, the Slurm job ids when there are any, and the headline metrics.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -16,10 +17,15 @@ from workflow.shards import read_spec
 
 def write_manifest(
     *, train_path: str, metrics_path: str, prepared_path: str, shards_dir: str, manifest_path: str,
-    params: dict[str, Any], experiment: str, seed: int,
+    params: dict[str, Any], trained_with: dict[str, Any], experiment: str, seed: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """Assemble manifest.json from the outputs of download, tfrecord, train and evaluate."""
+    """Assemble manifest.json from the outputs of download, tfrecord, train and evaluate.
+
+    `trained_with` is the config's training slice (config.train_params); the model must have been
+    trained with exactly that, or the manifest would describe a model its config did not make.
+    """
     train, metrics, prepared = read_json(train_path), read_json(metrics_path), read_json(prepared_path)
+    check_trained_with(train_path, train["params"], trained_with)
     spec = read_spec(shards_dir)
     manifest = {
         "experiment": experiment,
@@ -49,3 +55,26 @@ def write_manifest(
     }
     write_json(manifest_path, manifest)
     return manifest
+
+
+def check_trained_with(train_path: str, recorded: dict[str, Any], configured: dict[str, Any]) -> None:
+    """Refuse to describe a model that was trained with other settings than the config's."""
+    configured = json.loads(json.dumps(configured))  # as train.json holds it (tuples as lists)
+    if recorded == configured:
+        return
+    differing = sorted(_differences(recorded, configured, ""))
+    raise ValueError(
+        f"{train_path}: the model was trained with other settings than this config's "
+        f"({', '.join(differing[:8])}{', ...' if len(differing) > 8 else ''}); rerun its train step "
+        "(snakemake -R the model.keras) instead of writing a manifest that would misdescribe it"
+    )
+
+
+def _differences(recorded: Any, configured: Any, where: str) -> list[str]:
+    """Key paths at which two JSON values differ, each with both values."""
+    if isinstance(recorded, dict) and isinstance(configured, dict):
+        keys = sorted(set(recorded) | set(configured))
+        return [item for key in keys for item in _differences(recorded.get(key), configured.get(key), f"{where}.{key}")]
+    if recorded != configured:
+        return [f"{where.lstrip('.')}: trained {recorded!r}, configured {configured!r}"]
+    return []

@@ -125,7 +125,8 @@ def summarize(rows: list[dict[str, Any]], experiments: dict[str, Any]) -> list[d
         target = experiments[experiment]["target"]
         metric = target["metric"] if target else ("accuracy" if group[0]["accuracy"] != "" else "rmse")
         values = [row[metric] for row in group]
-        mean = statistics.fmean(values)
+        measured = all(isinstance(value, (int, float)) for value in values)  # a diverged run's metric is null
+        mean = statistics.fmean(values) if measured else None
         judged = verdict({metric: mean}, target)
         summary.append({
             "experiment": experiment,
@@ -133,7 +134,7 @@ def summarize(rows: list[dict[str, Any]], experiments: dict[str, Any]) -> list[d
             "metric": metric,
             "paper": target["value"] if target else "",
             "mean": mean,
-            "std": statistics.pstdev(values),
+            "std": statistics.pstdev(values) if measured else None,
             "margin": judged["margin"] if judged else "",
             "verdict": ("pass" if judged["passed"] else "fail") if judged else "no target",
             "source": target["source"] if target else "",

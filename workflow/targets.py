@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -9,7 +10,15 @@ def verdict(metrics: dict[str, Any], target: dict[str, Any] | None) -> dict[str,
     """pass or fail against the target, the signed margin (positive is better) and one sentence why."""
     if target is None:
         return None
-    value, metric = float(metrics[target["metric"]]), target["metric"]
+    metric = target["metric"]
+    value = metrics.get(metric)
+    if value is None or not math.isfinite(value):
+        # A diverged model (loss NaN) or a metric that could not be measured: never a pass.
+        because = (
+            f"{metric} is {value} (not a number), so the target of {target['value']} ({target['source']}) is not met"
+        )
+        return {"passed": False, "metric": metric, "value": None, "bound": None, "margin": None, "because": because}
+    value = float(value)
     if target["direction"] == "higher":
         bound = target["value"] - target["tolerance"]
         margin = value - bound
