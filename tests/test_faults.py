@@ -8,13 +8,14 @@ import hashlib
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 import time
 
 import pytest
 import yaml
-from helpers import copy_repository, planned_jobs, snakemake
+from helpers import copy_repository, planned_jobs, snakemake, without_slurm_client
 
 from workflow.atomic import KILL_BEFORE_RENAME
 
@@ -130,6 +131,40 @@ def test_a_damaged_shard_fails_training_by_name_and_makes_no_model(folder, relia
     assert shard.name in log and "sha256 differs" in log, log[-2000:]
     assert not (folder / RUN / "model.keras").exists()
     reliability("one flipped byte in a TFRecord shard", "step train", f"refused naming {shard.name}; no model", 0)
+    # The failed forced retrain left the old metrics, export and verdict newer than a missing model:
+    # a plain run must redo the retrain and all that follows, not say "Nothing to be done".
+    planned = planned_jobs(snakemake(folder, "-n", "--configfile", config, "--replace-workflow-config"))
+    assert {"train", "evaluate", "manifest", "export", "tflite", "parity", "gate", "publish"} <= set(planned), planned
+    reliability("a forced retrain that failed (stale outputs after it)", "DAG", "the next run redoes the retrain "
+                "and every step after it", 0)  # fmt: skip
+
+
+def test_sigterm_to_snakemake_lets_the_job_finish_and_says_no_job_failed(folder, reliability):
+    """After the failed retrain above: SIGTERM to snakemake while train runs. Snakemake lets the job
+    finish and stops; the message says that it was asked to stop and that no job failed; the next
+    run goes on from there."""
+    config = one_run_config(folder)
+    log = folder / "results/logs/train/digits_mlp/seed0.log"
+    log.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    env["PATH"] = f"{without_slurm_client()}{os.pathsep}{pathlib.Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", config, "--replace-workflow-config"],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not log.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=600)
+
+    assert run.returncode != 0
+    assert "asked to stop (SIGTERM)" in stderr and "no job failed" in stderr, stderr[-3000:]
+    assert (folder / RUN / "model.keras").exists(), "the running train job was let finish"
+    planned = planned_jobs(snakemake(folder, "-n", "--configfile", config, "--replace-workflow-config"))
+    assert "train" not in planned and "evaluate" in planned, planned
+    reliability("SIGTERM to snakemake during training", "snakemake", "running job finished; said no job failed; "
+                "next run went on", 0)  # fmt: skip
 
 
 def test_a_second_snakemake_on_the_same_results_is_refused(folder, reliability):
