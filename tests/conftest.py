@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository root, and real digits shards made once per test session."""
+"""Shared fixtures: the repository root, a finished default run, and real digits shards, made once per session."""
 
 from __future__ import annotations
 
@@ -14,6 +14,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session")
 def repo() -> pathlib.Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A copy of the repository after `snakemake --cores 2` on the default config, shared by every
+    test file that looks at a finished run (dry runs and readers only: it must stay finished)."""
+    import shutil
+
+    from helpers import copy_repository, snakemake
+
+    for tool, hint in (("node", "apt-get install nodejs"), ("npm", "apt-get install npm")):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is needed for the TF.js steps: {hint}")
+    folder = copy_repository(tmp_path_factory.mktemp("dag") / "repo")
+
+    result = snakemake(folder, "--cores", "2")
+
+    assert result.returncode == 0, result.stderr[-6000:]
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,11 @@ STEP_RULES = (
 )
 
 
+# Headless Chromium on a machine with no network (the flags keep it from calling home).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
 def require_mnist() -> pathlib.Path:
     """The shared MNIST folder; the test fails, saying where the files go, when they are absent."""
     if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file():

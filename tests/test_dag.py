@@ -11,13 +11,12 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
 import yaml
-from helpers import STEP_RULES, copy_repository, planned_jobs, require_tool, snakemake
+from helpers import CHROMIUM_ARGS, STEP_RULES, copy_repository, planned_jobs, require_tool, snakemake
 
 from workflow.gate import gate, publish
 
@@ -38,20 +37,6 @@ def dry_run_with(folder: pathlib.Path, change) -> dict[str, int]:
     path = folder / "changed.yaml"
     path.write_text(yaml.safe_dump(config))
     return planned_jobs(snakemake(folder, "-n", "--configfile", str(path), "--replace-workflow-config"))
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    """A copy of the repository after `snakemake --cores 2` on the default config."""
-    for tool, hint in (("node", "apt-get install nodejs"), ("npm", "apt-get install npm")):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is needed for the TF.js steps: {hint}")
-    folder = copy_repository(tmp_path_factory.mktemp("dag") / "repo")
-
-    result = snakemake(folder, "--cores", "2")
-
-    assert result.returncode == 0, result.stderr[-6000:]
-    return folder
 
 
 def test_every_output_is_there(finished):
@@ -330,10 +315,6 @@ def test_a_broken_budget_is_refused_by_name_and_not_published(finished, tmp_path
     assert verdict["formats"]["float32"]["reason"] == "float32: within budget"
     assert sorted(path.name for path in (tmp_path / "deploy").iterdir()) == ["publish.json"]
     assert published["refused_because"] == [verdict["formats"]["int8"]["reason"]]
-
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
 def test_snakemake_report_shows_the_table_in_chromium(finished):
