@@ -7,10 +7,13 @@ With it, the epoch and batch reached and the per-epoch history so far.
 
 Layout of a checkpoint folder (never a declared output, so Snakemake's clean-up of a failed job
 keeps it):
-    state.json                  what training reached, and which variables file holds it
+    state.json                  what training reached, which variables file holds it, and its sha256
+    state.previous.json         the same for the checkpoint before (kept until the next save)
     variables-e<E>-b<B>.npz     the variables, in `model.variables + optimizer.variables` order
 A save writes the variables file first and then replaces state.json, each atomically, so a kill at
-any moment leaves the previous complete checkpoint in force.
+any moment leaves the previous complete checkpoint in force. A checkpoint whose state.json or
+variables file does not read back as saved (a flipped byte, a truncated file) is named in a warning
+and discarded; training resumes from the checkpoint before it, or starts over when there is none.
 
 On SIGTERM (what Slurm sends before the time limit and on preemption) `PreemptionGuard` lets the
 current batch finish, saves, and training stops with `TrainingInterruptedError` (a non-zero exit); the
@@ -19,22 +22,29 @@ next attempt (Snakemake's `retries`, or Slurm's requeue) resumes from that batch
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import pathlib
+import shutil
 import signal
 import threading
-from collections.abc import Callable
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
 import numpy as np
 
-from workflow.atomic import atomic_path, read_json, write_json
+from workflow.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 STATE = "state.json"
+PREVIOUS = "state.previous.json"  # the checkpoint before, kept until the next save is complete
 
 
 class TrainingInterruptedError(RuntimeError):
@@ -57,46 +67,65 @@ def training_variables(model: keras.Model) -> list[Any]:
     return list(model.variables) + list(model.optimizer.variables)
 
 
-class Checkpoint:
-    """The checkpoint folder of one training run (see the module docstring)."""
+class DamagedCheckpointError(ValueError):
+    """A checkpoint file that does not read back as it was saved; `path` names it."""
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
+    def __init__(self, path: pathlib.Path, reason: str) -> None:
+        super().__init__(f"{path}: damaged checkpoint file ({reason})")
+        self.path = path
+
+
+class Checkpoint:
+    """The checkpoint folder of one training run (see the module docstring).
+
+    The folder and all in it belong to the run (train.py keeps its TensorBoard files there too): it is
+    removed whole when training ends, and when it holds no complete checkpoint. Only its `owner` (the
+    chief worker) changes it; the other workers of a cluster only read it, so that two processes never
+    discard or promote the same files at once.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], owner: bool = True) -> None:
         self.folder = pathlib.Path(folder)
+        self.owner = owner
+        self._latest: dict[str, Any] | None = None  # the state of the newest complete checkpoint
+        self._looked = False  # whether the folder was searched for it (once per process)
 
     def exists(self) -> bool:
-        return (self.folder / STATE).is_file()
+        """Whether there is a complete checkpoint to resume from."""
+        return self._newest() is not None
 
     def position(self) -> tuple[int, int]:
         """(epochs done, batches of the next) of the saved checkpoint; (0, 0) when there is none."""
-        if not self.exists():
-            return 0, 0
-        state = read_json(self.folder / STATE)
-        return state["epoch"], state["batch"]
+        state = self._newest()
+        return (state["epoch"], state["batch"]) if state else (0, 0)
 
     def save(self, model: keras.Model, progress: Progress) -> None:
+        before = self._newest()  # first: looking removes a folder that holds no complete checkpoint
         self.folder.mkdir(parents=True, exist_ok=True)
         variables = training_variables(model)
         name = f"variables-e{progress.epoch}-b{progress.batch}.npz"
         with atomic_path(self.folder / name) as temporary, open(temporary, "wb") as handle:
             np.savez(handle, *[np.asarray(variable.numpy()) for variable in variables])
-        write_json(
-            self.folder / STATE,
-            {
-                **dataclasses.asdict(progress),
-                "variables": name,
-                "paths": [variable.path for variable in variables],
-            },
-        )
-        for stale in self.folder.glob("variables-*.npz"):
-            if stale.name != name:
-                stale.unlink(missing_ok=True)
+        state = {**dataclasses.asdict(progress), "variables": name, "paths": [variable.path for variable in variables]}
+        moved = before is None or before["variables"] != name  # not a second save at the same position
+        if before is not None and moved:
+            # The newest checkpoint stays until this one is complete, and one save longer: if this one
+            # is found damaged, a rerun loses only the batches since that one, not all of training.
+            self._write_state(PREVIOUS, before)
+        self._write_state(STATE, state)
+        self._latest = state
+        if moved:
+            keep = {name, before["variables"] if before else name}
+            for stale in self.folder.glob("variables-*.npz"):
+                if stale.name not in keep:
+                    stale.unlink(missing_ok=True)
         log.info("checkpoint: epoch %d batch %d saved in %s", progress.epoch, progress.batch, self.folder)
 
     def restore(self, model: keras.Model) -> Progress:
         """Load the saved variables into `model` (compiled) and return the progress; a fresh Progress if none."""
-        if not self.exists():
+        state = self._newest()
+        if state is None:
             return Progress()
-        state = read_json(self.folder / STATE)
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         variables = training_variables(model)
@@ -110,15 +139,100 @@ class Checkpoint:
         with np.load(self.folder / state["variables"]) as saved:
             for index, variable in enumerate(variables):
                 variable.assign(saved[f"arr_{index}"])
-        progress = Progress(
-            epoch=state["epoch"],
-            batch=state["batch"],
-            history=state["history"],
-            seconds=state["seconds"],
-            attempts=state["attempts"],
-        )
+        progress = Progress(**{field.name: state[field.name] for field in dataclasses.fields(Progress)})
         log.info("resuming from %s: epoch %d, batch %d", self.folder, progress.epoch, progress.batch)
         return progress
+
+    @contextlib.contextmanager
+    def removed_unless_saved(self) -> Iterator[None]:
+        """On a failure before any checkpoint exists, remove the folder (it holds at most this attempt's
+        TensorBoard files, nothing to resume from), so that no orphan is left when the config changes."""
+        try:
+            yield
+        except BaseException:
+            if self.owner and not self.exists():
+                self.remove()
+            raise
+
+    def remove(self) -> None:
+        """Delete the folder, and the checkpoint root above it when that is left empty."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.folder.parent.rmdir()  # fails, as it should, while another run's folder is in it
+
+    def _newest(self) -> dict[str, Any] | None:
+        """The state of the newest complete checkpoint: state.json's, else the previous one's.
+
+        A damaged file is named in a warning; the owner then discards it: a good previous checkpoint
+        replaces state.json, and with none the folder goes (training starts over).
+        """
+        if self._looked:
+            return self._latest
+        self._looked = True
+        damaged: list[pathlib.Path] = []
+        for name in (STATE, PREVIOUS):
+            if not (self.folder / name).is_file():
+                continue
+            try:
+                self._latest = self._read(name)
+                break
+            except DamagedCheckpointError as error:
+                log.warning("%s; %s", error, "discarding it" if self.owner else "skipping it (the chief discards it)")
+                damaged.append(error.path)
+        if self._latest is not None and damaged:
+            log.warning("%s: resuming from the checkpoint before the damaged one (epoch %d, batch %d)",
+                        self.folder / PREVIOUS, self._latest["epoch"], self._latest["batch"])  # fmt: skip
+            if self.owner:  # state.json is replaced, not deleted first: a reader always finds one of the two
+                self._write_state(STATE, self._latest)
+                for path in damaged:
+                    if path.suffix == ".npz":
+                        path.unlink(missing_ok=True)
+        elif self._latest is None and self.owner and self.folder.exists():
+            if damaged:
+                log.warning("%s: no complete checkpoint is left; training starts from the beginning", self.folder)
+            self.remove()  # damaged files, or what an attempt killed before its first save left
+        return self._latest
+
+    def _write_state(self, name: str, state: dict[str, Any]) -> None:
+        """The state with the sha256 of its content, so that a flipped byte that still parses is found too.
+
+        Not write_json, which writes NaN as null: the digest must cover exactly what is written, and a
+        NaN loss in the history must not make a good checkpoint look damaged.
+        """
+        text = json.dumps({**state, "sha256": _digest(state)}, indent=2)
+        with atomic_path(self.folder / name) as temporary:
+            temporary.write_text(text + "\n", encoding="utf-8")
+
+    def _read(self, name: str) -> dict[str, Any]:
+        """The state in `name`, checked against its digest, its variables file read through (CRC-32 of each array)."""
+        path = self.folder / name
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            digest = state.pop("sha256", None)  # None: saved before states had one
+            if digest is not None and digest != _digest(state):
+                raise ValueError("its content differs from what was saved: sha256 mismatch")
+            missing = {"variables", "paths", *(field.name for field in dataclasses.fields(Progress))} - set(state)
+            if missing:
+                raise ValueError(f"no {', '.join(sorted(missing))}")
+            variables = self.folder / state["variables"]
+        except (OSError, ValueError, TypeError, AttributeError) as error:
+            raise DamagedCheckpointError(path, str(error)) from error
+        try:
+            with zipfile.ZipFile(variables) as archive:
+                for member in archive.infolist():
+                    with archive.open(member) as handle:
+                        while handle.read(1 << 24):
+                            pass
+                names = set(archive.namelist())
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+            raise DamagedCheckpointError(variables, str(error)) from error
+        if names != {f"arr_{index}.npy" for index in range(len(state["paths"]))}:
+            raise DamagedCheckpointError(variables, f"{len(names)} arrays, {name} lists {len(state['paths'])}")
+        return state
+
+
+def _digest(state: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
 def _first_difference(saved: list[str], now: list[str]) -> str:

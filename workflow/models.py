@@ -7,6 +7,10 @@ served model takes raw uint8 images.
 
 from __future__ import annotations
 
+import os
+import pathlib
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -196,11 +200,33 @@ REGISTRY: dict[str, Callable[..., keras.Model]] = {
 }
 
 
-def load_trained_model(path: str) -> keras.Model:
-    """A saved model of this project (safe_mode), its custom layers registered: this module's and DecisionForest."""
+class DamagedModelError(ValueError):
+    """A model file that exists but does not read as a whole .keras archive."""
+
+
+def load_trained_model(path: str | os.PathLike[str]) -> keras.Model:
+    """A saved model of this project (safe_mode), its custom layers registered: this module's and DecisionForest.
+
+    Every step that reads a model.keras loads it here. A file that is there but is not a whole .keras
+    archive (cut short by a full disk or a partial copy, a flipped byte) fails naming the file, its
+    size and how to rebuild it: Keras itself says "File not found" for a truncated one.
+    """
     from workflow import forests  # noqa: F401  (registers DecisionForest with Keras)
 
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    file = pathlib.Path(path)
+    if file.is_file() and not zipfile.is_zipfile(file):  # a .keras file is a zip, whose directory is at its end
+        raise _damaged(file, "it is not a zip archive, as a .keras file is (its end is missing)")
+    try:
+        return keras.saving.load_model(file, compile=False, safe_mode=True)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as error:  # a member does not read back (CRC-32, length)
+        raise _damaged(file, str(error)) from error
+
+
+def _damaged(file: pathlib.Path, reason: str) -> DamagedModelError:
+    return DamagedModelError(
+        f"{file} ({file.stat().st_size:,} bytes) is damaged or incomplete: {reason}. If a train step of this "
+        f"workflow wrote it, rerunning that step rebuilds it: snakemake -R {file}"
+    )
 
 
 def build_model(options: dict[str, Any], input_shape: Sequence[int], num_classes: int) -> keras.Model:

@@ -21,7 +21,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from workflow.atomic import atomic_path, read_json, write_json
-from workflow.datasets import load_builder
+from workflow.datasets import damaged_file, load_builder
 from workflow.shards import SPEC_NAME, sha256_file
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,11 @@ def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], vali
             records = (
                 serialize_row(row, label, columns) if columns else serialize(row, label) for row, label in examples
             )
-            files = write_split(temporary, split, records, shards[split])
+            try:
+                files = write_split(temporary, split, records, shards[split])
+            except tf.errors.DataLossError as error:
+                _raise_for_damaged_file(builder, source, manifest_path, error)
+                raise  # no file of the split is damaged on its own: tfds's error as it is
             count = sum(entry["examples"] for entry in files)
             spec["splits"][split] = {"source_split": source, "examples": count, "shards": files}
             log.info(
@@ -64,6 +68,25 @@ def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], vali
             )
         write_json(temporary / SPEC_NAME, spec)
     return spec
+
+
+class DamagedDatasetError(RuntimeError):
+    """A file of the prepared tfds dataset is corrupted; the message names it and the folder to delete."""
+
+
+def _raise_for_damaged_file(
+    builder: tfds.core.DatasetBuilder, split: str, manifest_path: str, error: tf.errors.DataLossError
+) -> None:
+    """Raise DamagedDatasetError naming the damaged prepared file of `split`, if one is (tfds names none)."""
+    found = damaged_file(builder, split)
+    if found is None:
+        return
+    path, reason = found
+    raise DamagedDatasetError(
+        f"{path}: {reason}: this file of the prepared dataset {builder.info.full_name} is damaged. To prepare "
+        f"it again, delete the prepared dataset folder {builder.data_dir} and its manifest {manifest_path} "
+        "(tfds reuses a prepared folder as it is); the next run's download step then prepares it again."
+    ) from error
 
 
 def source_splits(available: set[str], validation_percent: int) -> dict[str, str]:

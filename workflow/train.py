@@ -105,7 +105,7 @@ def train(
     if init_model_path:  # a changed source model must not resume from a checkpoint of the old one
         identity_of_run["init_sha256"] = sha256_path(init_model_path)
     # Every worker resumes from the chief's checkpoint: the variables are the same on all of them.
-    checkpoint = Checkpoint(pathlib.Path(checkpoint_root) / config_hash(identity_of_run))
+    checkpoint = Checkpoint(pathlib.Path(checkpoint_root) / config_hash(identity_of_run), owner=chief)
     with strategy.scope():
         model = build_any_model(params["model"], spec, shards_dir)
         transfer = finetune.transfer_weights(model, init_model_path) if init_model_path else None
@@ -129,9 +129,10 @@ def train(
         if chief:
             checkpoint.save(model, dataclasses.replace(progress, epoch=epoch, batch=batch))
 
-    summaries = EpochSummaries(tensorboard_work)
     started = time.monotonic()
-    with PreemptionGuard(enabled=chief) as guard, strategy.scope():
+    # A failure before the first save removes the checkpoint folder the TensorBoard writers create.
+    with checkpoint.removed_unless_saved(), PreemptionGuard(enabled=chief) as guard, strategy.scope():
+        summaries = EpochSummaries(tensorboard_work)
         for epoch in range(progress.epoch, config.epochs):
             if finetune.set_frozen(model, finetune.frozen_layers(init_from, copied, epoch)):
                 recompile(model, config, steps["train"], epoch, regression=is_regression(spec))
@@ -198,7 +199,7 @@ def train(
     with atomic_path(tensorboard_dir) as tensorboard_tmp:
         shutil.copytree(tensorboard_work, tensorboard_tmp)
     save_outputs(model, progress.history, progress.seconds, info, model_path, history_path, info_path)
-    shutil.rmtree(checkpoint.folder, ignore_errors=True)
+    checkpoint.remove()
     return info
 
 

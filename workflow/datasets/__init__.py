@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import re
 import time
 import urllib.parse
 from typing import Any
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from workflow.atomic import write_json
@@ -64,6 +66,25 @@ def prepare(
 def load_builder(manifest: dict[str, Any]) -> tfds.core.DatasetBuilder:
     """The builder of a prepared dataset, from the download step's manifest."""
     return tfds.builder(f"{manifest['name']}:{manifest['version']}", data_dir=manifest["data_dir"])
+
+
+def damaged_file(builder: tfds.core.DatasetBuilder, split: str) -> tuple[str, str] | None:
+    """(path, error) of the first prepared file of `split` (a split expression) that does not read through.
+
+    Each file is read whole and on its own: tfds reads them interleaved, and its error gives only a byte
+    offset. None when they all read (or the format is not TFRecord, the one checked here).
+    """
+    import tensorflow as tf  # not at the top: the download step does not need it
+
+    if builder.info.file_format != tfds.core.FileFormat.TFRECORD:
+        return None
+    for instruction in builder.info.splits[split].file_instructions:
+        try:
+            tf.data.TFRecordDataset(instruction.filename).reduce(np.int64(0), lambda count, _: count + 1)
+        except tf.errors.OpError as error:
+            # "{{function_node ...}} corrupted record at 125950 [Op:ReduceDataset]": keep what it says
+            return str(instruction.filename), re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", error.message)
+    return None
 
 
 def describe(builder: tfds.core.DatasetBuilder, data_dir: str) -> dict[str, Any]:
