@@ -1,6 +1,7 @@
 # tf-lifecycle: the whole TensorFlow 2 lifecycle as one Snakemake DAG.
 # Run the embedded default:  snakemake --cores all
-# A paper alone:             snakemake --configfile configs/papers/X.yaml --replace-workflow-config --cores all
+# Your config (alone):       snakemake --configfile my.yaml --cores all
+# Override one key:          snakemake --config 'experiments={digits_mlp: {train: {epochs: 3}}}'
 # The plan:                  snakemake -n   |   snakemake -n -q rules   |   snakemake --rulegraph | dot -Tsvg
 import os
 import sys
@@ -17,13 +18,19 @@ from workflow.config import check_config_files, load_config
 from workflow.logs import why_the_run_stopped
 
 
-configfile: os.path.join(workflow.basedir, "configs", "default.yaml")
-
+# A --configfile is the whole config; the embedded default applies only when none is given (so
+# its digits experiments never join a paper's plan). `--config` overrides go on top of either.
+if not workflow.overwrite_configfiles:
+    workflow.configfile(os.path.join(workflow.basedir, "configs", "default.yaml"))
 
 # Snakemake has loaded the config files with its own loader (YTE, Python tags, the last of two equal
 # keys); read them again as plain data and refuse what it should not have accepted (workflow/plainyaml.py).
 check_config_files(workflow.configfiles)
-CONFIG = load_config(config)
+# `--config` values arrive as strings below the top level; the schema types them (workflow/config.py).
+CONFIG = load_config(config, command_line=workflow.config_settings.config)
+# Jobs read the settings that must not rerun a step (an experiment's `runtime`) from this config,
+# validated and with its defaults, not from params (Snakemake reruns a job whose params change).
+config.update(CONFIG)
 
 
 include: "rules/common.smk"

@@ -64,7 +64,7 @@ def examples_per_second(dataset: tf.data.Dataset) -> dict[str, float]:
 
 def training_rate(params: dict, spec: dict, memory: tf.data.Dataset, steps: int) -> dict[str, float]:
     """Examples/s of the config's model taking `steps` optimizer steps (after a traced warm-up)."""
-    train = TrainConfig(**params["train"])
+    train = TrainConfig.of(params)
     model = build_model(params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"])
     compile_model(model, train, steps)
     batches = memory.repeat()

@@ -2,7 +2,7 @@
 
     python benchmarks/reproduce.py [configs/papers/lenet5_mnist.yaml] [--cores 2] [--keep DIR]
 
-Runs the README's command (`snakemake --configfile CONFIG --replace-workflow-config --cores N`)
+Runs the README's command (`snakemake --configfile CONFIG --cores N`)
 in a fresh `git worktree` of HEAD (so the run's manifest records a clean commit), under
 /usr/bin/time -v, then prints the reproduction table, the wall time and peak memory, and exits
 non-zero when a target is missed. The LeNet-5 config takes about 14 minutes on 2 CPU cores;

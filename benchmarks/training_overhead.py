@@ -79,7 +79,7 @@ def worker(variant: str, config_path: str, epochs: int) -> dict[str, float]:
                 )
             )
         return {"examples_per_s": examples / seconds, "examples_per_cpu_s": examples / cpu_seconds}
-    settings = TrainConfig(**params["train"])
+    settings = TrainConfig.of(params)
     arrays = load_arrays(str(shards), "train")
     images = (arrays["images"].astype("float32") / 255.0).copy()
     labels = arrays["labels"]

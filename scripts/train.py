@@ -4,6 +4,7 @@ from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
+from workflow.config import train_runtime
 from workflow.launch import run_training
 
 run_training(
@@ -17,5 +18,7 @@ run_training(
     tensorboard_dir=snakemake.output.tensorboard,
     checkpoint_root=snakemake.params.checkpoints,
     params=snakemake.params.config,
+    # Not a param: how training runs must not rerun it. The Snakefile hands jobs the validated config.
+    runtime_settings=train_runtime(snakemake.config, snakemake.wildcards.exp),
     seed=int(snakemake.wildcards.seed),
 )

@@ -36,17 +36,28 @@ def train_params(**train_overrides: object) -> dict:
     """Complete model and train sections for a small MLP, as the config loader would produce them."""
     from workflow import config as cfg
 
-    raw = {
+    return cfg.train_params(cfg.load_config(_small_mlp(train=train_overrides)), "e")
+
+
+def runtime_params(**runtime_overrides: object) -> dict:
+    """A complete `runtime` section (checkpoints, batches per call, TPU) with the overrides."""
+    from workflow import config as cfg
+
+    return cfg.train_runtime(cfg.load_config(_small_mlp(runtime=runtime_overrides)), "e")
+
+
+def _small_mlp(train: dict | None = None, runtime: dict | None = None) -> dict:
+    return {
         "datasets": {"d": {"tfds_name": "sklearn_digits"}},
         "experiments": {
             "e": {
                 "dataset": "d",
                 "model": {"name": "mlp", "hidden_units": [16]},
-                "train": {"epochs": 2, "batch_size": 64, "shuffle_buffer": 500, **train_overrides},
+                "train": {"epochs": 2, "batch_size": 64, "shuffle_buffer": 500, **(train or {})},
+                "runtime": runtime or {},
             }
         },
     }
-    return cfg.train_params(cfg.load_config(raw), "e")
 
 
 def require_tool(name: str, install_hint: str) -> str:

@@ -165,7 +165,7 @@ def test_key_order_does_not_change_a_slice():
     ("train", "expected"),
     [
         ({"workers": 2, "strategy": "mirrored"}, "2 workers need strategy multi_worker_mirrored"),
-        ({"workers": 2, "nodes": 3}, "3 nodes for 2 workers"),
+        ({"workers": 2, "nodes": 3}, "train.nodes: moved to experiments.exp.resources.train.nodes"),
         ({"workers": 2, "in_memory": True}, "in_memory: true holds the split in one process"),
     ],
 )
@@ -173,6 +173,13 @@ def test_worker_settings_are_checked(train, expected):
     """Several workers need a multi-worker strategy, no more nodes than workers, and a streamed split."""
     with pytest.raises(cfg.ConfigError, match=expected):
         cfg.load_config(with_change("experiments.exp.train", train))
+
+
+def test_more_nodes_than_workers_is_refused():
+    config = with_change("experiments.exp.train", {"workers": 2})
+    config["experiments"]["exp"]["resources"] = {"train": {"nodes": 3}}
+    with pytest.raises(cfg.ConfigError, match=r"resources.train.nodes: 3 nodes for 2 workers"):
+        cfg.load_config(config)
 
 
 def test_train_resources_follow_the_experiment():

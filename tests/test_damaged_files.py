@@ -19,7 +19,7 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-from helpers import train_params
+from helpers import runtime_params, train_params
 
 from workflow.checkpoint import PREVIOUS, STATE, Checkpoint, Progress
 
@@ -40,7 +40,9 @@ def middle_of_largest_array(npz: pathlib.Path) -> int:
     return member.header_offset + 30 + name_length + extra_length + member.compress_size // 2
 
 
-def run_train(folder: pathlib.Path, shards: str, params: dict, **environment: str) -> subprocess.CompletedProcess:
+def run_train(
+    folder: pathlib.Path, shards: str, params: dict, runtime: dict | None = None, **environment: str
+) -> subprocess.CompletedProcess:
     """workflow.train.train in a fresh process, logging at INFO; the finished process (not checked)."""
     arguments = {
         "shards_dir": shards,
@@ -50,6 +52,7 @@ def run_train(folder: pathlib.Path, shards: str, params: dict, **environment: st
         "tensorboard_dir": str(folder / "tensorboard"),
         "checkpoint_root": str(folder / "checkpoints"),
         "params": params,
+        "runtime_settings": runtime,
         "seed": 0,
     }
     program = (
@@ -63,15 +66,16 @@ def run_train(folder: pathlib.Path, shards: str, params: dict, **environment: st
 def test_corrupted_checkpoint_is_named_and_the_rerun_resumes_from_the_one_before(digits_shards, tmp_path, reliability):
     """Killed after its last checkpoint (before model.keras is renamed into place), then that checkpoint's
     .npz gets a flipped byte: the rerun warns naming it, resumes from the previous checkpoint and finishes."""
-    params = train_params(epochs=2, checkpoint={"every_epochs": 1, "every_steps": 10})
-    killed = run_train(tmp_path, digits_shards, params, TF_LIFECYCLE_KILL_BEFORE_RENAME="*/model.keras")
+    params = train_params(epochs=2)
+    runtime = runtime_params(checkpoint={"every_epochs": 1, "every_steps": 10})
+    killed = run_train(tmp_path, digits_shards, params, runtime, TF_LIFECYCLE_KILL_BEFORE_RENAME="*/model.keras")
     assert killed.returncode < 0, killed.stderr[-3000:]
     (folder,) = (tmp_path / "checkpoints").iterdir()
     newest, previous = (json.loads((folder / name).read_text()) for name in (STATE, PREVIOUS))
     damaged = folder / newest["variables"]
     flip_middle_byte(damaged, middle_of_largest_array(damaged))
 
-    rerun = run_train(tmp_path, digits_shards, params)
+    rerun = run_train(tmp_path, digits_shards, params, runtime)
 
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     info = json.loads((tmp_path / "train.json").read_text())

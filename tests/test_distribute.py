@@ -95,7 +95,7 @@ def test_tpu_resolution_reads_config_then_environment():
         "project": "p",
     }
     assert tpu_resolver_arguments({}, {"TPU_NAME": "grpc://10.0.0.2:8470"})["tpu"] == "grpc://10.0.0.2:8470"
-    with pytest.raises(ValueError, match="train.tpu.name"):
+    with pytest.raises(ValueError, match="runtime.tpu.name"):
         tpu_resolver_arguments({}, {})
 
 

@@ -15,7 +15,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from helpers import train_params
+from helpers import runtime_params, train_params
 
 from workflow.checkpoint import Checkpoint, Progress
 from workflow.evaluate import evaluate
@@ -26,9 +26,9 @@ PARAMS = train_params(
     deterministic=True,
     epochs=8,
     batch_size=16,
-    checkpoint={"every_epochs": 1, "every_steps": 10},
     optimizer={"name": "adam", "learning_rate": 0.003},
 )
+RUNTIME = runtime_params(checkpoint={"every_epochs": 1, "every_steps": 10})
 PARAMS["model"] = {"name": "mlp", "hidden_units": [32], "dropout": 0.3}
 
 
@@ -41,6 +41,7 @@ def start_training(folder: pathlib.Path, shards: str, params: dict = PARAMS, **e
         "tensorboard_dir": str(folder / "tensorboard"),
         "checkpoint_root": str(folder / "checkpoints"),
         "params": params,
+        "runtime_settings": RUNTIME,
         "seed": 3,
         **extra,
     }

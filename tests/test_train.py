@@ -7,7 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import train_params
+from helpers import runtime_params, train_params
 
 from workflow.evaluate import evaluate
 from workflow.train import TrainConfig, learning_rate_schedule
@@ -39,8 +39,11 @@ def test_same_seed_gives_identical_weights_history_and_metrics(train_in_subproce
 
 def test_steps_per_execution_does_not_change_the_arithmetic(train_in_subprocess):
     """One batch per call or 16: bitwise-equal weights and the same history (only the dispatch differs)."""
-    _, one = train_in_subprocess(train_params(deterministic=True, steps_per_execution=1), seed=5, name="one")
-    _, sixteen = train_in_subprocess(train_params(deterministic=True, steps_per_execution=16), seed=5, name="sixteen")
+    params = train_params(deterministic=True)
+    _, one = train_in_subprocess(params, seed=5, name="one", runtime_settings=runtime_params(steps_per_execution=1))
+    _, sixteen = train_in_subprocess(
+        params, seed=5, name="sixteen", runtime_settings=runtime_params(steps_per_execution=16)
+    )
 
     for a, b in zip(weights_of(one), weights_of(sixteen), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -113,3 +116,16 @@ def test_without_a_validation_split_training_uses_every_train_example(digits_pre
     assert sorted(spec["splits"]) == ["test", "train"] and spec["splits"]["train"]["examples"] == 1437
     history = json.loads((tmp_path / "history.json").read_text())
     assert len(history["loss"]) == 2 and not any(key.startswith("val_") for key in history)
+
+
+def test_a_diverging_run_fails_by_name_and_writes_no_model(train_in_subprocess):
+    """A learning rate far too large drives the loss to NaN: training stops at that epoch with a message
+    naming the learning rate, and no model.keras or train.json is written (nothing looks finished)."""
+    params = train_params(epochs=5, optimizer={"name": "sgd", "learning_rate": 1.0e12})
+
+    result, folder = train_in_subprocess(params, name="diverged", check=False)
+
+    assert result.returncode != 0
+    assert "training diverged: the loss is nan after epoch" in result.stderr, result.stderr[-3000:]
+    assert "learning_rate (now 1000000000000.0)" in result.stderr
+    assert not (folder / "model.keras").exists() and not (folder / "train.json").exists()

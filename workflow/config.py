@@ -50,13 +50,24 @@ def check_config_files(paths: list[Any]) -> None:
 COMPILED_VALIDATION_FROM = 100  # experiments from which compiling the schema validators pays off
 
 
-def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Return a validated copy of `raw` with every default filled; raise ConfigError otherwise."""
+def load_config(
+    raw: dict[str, Any], schema: dict[str, Any] | None = None, command_line: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return a validated copy of `raw` with every default filled; raise ConfigError otherwise.
+
+    `command_line` is Snakemake's parse of `--config` (already merged into `raw`): its values below
+    the top level are strings, which are read as YAML where the schema wants a number, boolean,
+    list or mapping (`typed_overrides`).
+    """
     schema = schema or load_schema()
     check_plain(raw)  # before anything walks it: an alias bomb is refused in milliseconds
     config = copy.deepcopy(dict(raw))
+    if command_line:
+        check_plain(dict(command_line), "--config")
+        typed_overrides(config, dict(command_line), schema)
     # One validator per schema, shared by all experiments; compiled ones only for a config with many
     # experiments (compiling costs ~0.1 s per schema; checking one experiment with jsonschema ~1.8 ms).
+    _check_moved_keys(config)
     compiled = len(config.get("experiments") or {}) >= COMPILED_VALIDATION_FROM
     validators: dict[tuple[str, int], Any] = {}
     _validate(config, schema, schema, "", validators, compiled)
@@ -71,12 +82,63 @@ def load_config(raw: dict[str, Any], schema: dict[str, Any] | None = None) -> di
                 f"experiments.{name}.dataset: {experiment['dataset']!r} is not a key of datasets (known: {known})"
             )
         _check_schedule(name, experiment["train"]["schedule"])
-        _check_workers(name, experiment["train"])
+        _check_workers(name, experiment["train"], experiment["resources"]["train"]["nodes"])
         _check_deploy(name, experiment)
         _check_init_from(name, experiment["model"]["init_from"], config["experiments"])
     for key, entry in config["datasets"].items():
         _check_dataset(key, entry)
     return config
+
+
+def typed_overrides(config: dict[str, Any], command_line: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Give `--config` values their types, in `config`, where the schema asks for something other than text.
+
+    Snakemake reads `--config 'experiments={digits_mlp: {train: {epochs: 3}}}'` with YAML's base
+    loader, so every nested value is a string ('3'). Each string at a key whose schema does not
+    allow a string is read again as plain YAML (3, 0.01, true, null, [16, 32]); where the schema
+    allows a string it stays one, so a title '2024' stays text. Model options follow the schema of
+    the experiment's model (`$defs/model_<name>`).
+    """
+    for name, value in command_line.items():
+        if name in config:
+            config[name] = _typed(config[name], value, schema["properties"].get(name, {}), schema, [name], config)
+
+
+def _typed(current: Any, given: Any, schema: dict[str, Any], root: dict[str, Any], path: list[str], config: Any) -> Any:
+    schema = _resolve(schema, root)
+    if isinstance(given, dict) and isinstance(current, dict):
+        if path[0] == "experiments" and len(path) == 3 and path[2] == "model":
+            schema = {**schema, **root["$defs"].get(f"model_{current.get('name')}", {})}
+        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        for key, value in given.items():
+            sub = properties.get(key, extra if isinstance(extra, dict) else {})
+            if key in current:
+                current[key] = _typed(current[key], value, sub, root, [*path, key], config)
+        return current
+    if isinstance(given, list) and given == current:
+        items = schema.get("items", {}) if isinstance(schema.get("items"), dict) else {}
+        return [_typed(item, item, items, root, [*path, str(index)], config) for index, item in enumerate(given)]
+    if isinstance(given, str) and given == current and not _allows_text(schema, root):
+        try:
+            return yaml.safe_load(given)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"--config {'.'.join(path)}: {shown(given)} is not a YAML value: {error}") from None
+    return current
+
+
+def _allows_text(schema: dict[str, Any], root: dict[str, Any]) -> bool:
+    """Whether a value at this schema may be a string (a type string, or an enum/const of strings)."""
+    schema = _resolve(schema, root)
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if "string" in types or any(isinstance(item, str) for item in schema.get("enum", [])):
+        return True
+    if isinstance(schema.get("const"), str):
+        return True
+    branches = [*schema.get("oneOf", ()), *schema.get("anyOf", ())]
+    return any(_allows_text(branch, root) for branch in branches) or (
+        not types and not branches and "enum" not in schema
+    )
 
 
 def _validate(
@@ -356,16 +418,32 @@ def _check_saved_model_folder(where: str, path: pathlib.Path) -> None:
         raise ConfigError(f"{where}: {error}") from None
 
 
-def _check_workers(name: str, train: dict[str, Any]) -> None:
+# Keys that left `train` for `runtime` or `resources` (they never changed the trained weights).
+MOVED_FROM_TRAIN = {"checkpoint": "runtime.checkpoint", "steps_per_execution": "runtime.steps_per_execution",
+                    "tpu": "runtime.tpu", "nodes": "resources.train.nodes"}  # fmt: skip
+
+
+def _check_moved_keys(config: dict[str, Any]) -> None:
+    """Say where a key of an older config went, instead of only "unexpected key"."""
+    for name, experiment in (config.get("experiments") or {}).items():
+        train = experiment.get("train") if isinstance(experiment, dict) else None
+        for key in sorted(set(train or {}) & set(MOVED_FROM_TRAIN)) if isinstance(train, dict) else ():
+            raise ConfigError(
+                f"experiments.{name}.train.{key}: moved to experiments.{name}.{MOVED_FROM_TRAIN[key]} (how and "
+                "where training runs, not what it computes: changing it reruns nothing)"
+            )
+
+
+def _check_workers(name: str, train: dict[str, Any], nodes: int) -> None:
     if train["workers"] > 1 and train["strategy"] not in ("auto", "multi_worker_mirrored"):
         raise ConfigError(
             f"experiments.{name}.train.workers: {train['workers']} workers need strategy "
             f"multi_worker_mirrored (or auto), not {train['strategy']!r}"
         )
-    if train["nodes"] > train["workers"]:
+    if nodes > train["workers"]:
         raise ConfigError(
-            f"experiments.{name}.train.nodes: {train['nodes']} nodes for {train['workers']} workers; "
-            f"every node needs at least one worker"
+            f"experiments.{name}.resources.train.nodes: {nodes} nodes for {train['workers']} workers "
+            f"(train.workers); every node needs at least one worker"
         )
     if train["workers"] > 1 and train["in_memory"] is True:
         raise ConfigError(
@@ -435,6 +513,20 @@ def train_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     return {"model": exp["model"], "train": exp["train"]}
 
 
+def train_runtime(config: dict[str, Any], experiment: str) -> dict[str, Any]:
+    """How the train step runs (checkpoints, batches per call, TPU): read by the job from the validated
+    config, never a param, so that changing it reruns nothing."""
+    return copy.deepcopy(config["experiments"][experiment]["runtime"])
+
+
+def default_runtime() -> dict[str, Any]:
+    """The schema's defaults of an experiment's `runtime` section."""
+    schema = load_schema()
+    runtime: dict[str, Any] = {}
+    fill_defaults(runtime, schema["$defs"]["runtime"], schema)
+    return runtime
+
+
 def train_resources(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     """Slurm resources of the train job (snakemake-executor-plugin-slurm names); not params, so no rerun."""
     exp = config["experiments"][experiment]
@@ -447,7 +539,7 @@ def train_resources(config: dict[str, Any], experiment: str) -> dict[str, Any]:
         "cpus_per_task": wanted["cpus"],
         "mem_mb": wanted["mem_mb"],
         "runtime": wanted["runtime"],
-        "nodes": train["nodes"],
+        "nodes": wanted["nodes"],
         "tasks": workers,
         # With an `mpi` resource the plugin runs the job in the batch step and the trainer starts its
         # workers with its own `srun -n <tasks>` (workflow/launch.py). For one worker the resource

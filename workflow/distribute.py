@@ -119,10 +119,10 @@ def slurm_resolver(env: Mapping[str, str]) -> tf.distribute.cluster_resolver.Slu
 
 
 def tpu_resolver_arguments(tpu: Mapping[str, str | None], env: Mapping[str, str]) -> dict[str, str | None]:
-    """TPUClusterResolver arguments from train.tpu, the TPU name falling back to $TPU_NAME."""
+    """TPUClusterResolver arguments from runtime.tpu, the TPU name falling back to $TPU_NAME."""
     name = tpu.get("name") or env.get("TPU_NAME")
     if not name:
-        raise ValueError("train.strategy tpu needs train.tpu.name (or TPU_NAME in the environment)")
+        raise ValueError("train.strategy tpu needs runtime.tpu.name (or TPU_NAME in the environment)")
     return {"tpu": name, "zone": tpu.get("zone"), "project": tpu.get("project")}
 
 

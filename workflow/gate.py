@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # What publish writes beside the model folder: a deploy.model_name equal to one (compared
 # case-insensitively, for the file systems a published folder may be copied to) is refused.
 NEXT_TO_THE_MODEL = ("publish.json", "tflite", "tfjs")
+# Snakemake marks every directory output with this empty file; a published folder holds only what
+# its reader loads (TF Serving reads every file of a version folder; the TF.js page its own files).
+SNAKEMAKE_MARKERS = shutil.ignore_patterns(".snakemake_timestamp")
 
 
 def _fails(value: float | None, limit: float, at_most: bool) -> bool:
@@ -141,12 +144,12 @@ def publish(
     with atomic_path(output_dir) as temporary:
         temporary.mkdir()
         if verdict["publish"]:
-            shutil.copytree(saved_model_dir, temporary / model_name / str(version))
+            shutil.copytree(saved_model_dir, temporary / model_name / str(version), ignore=SNAKEMAKE_MARKERS)
             for path in tflite_paths:
                 (temporary / "tflite").mkdir(exist_ok=True)
                 shutil.copy2(path, temporary / "tflite" / pathlib.Path(path).name)
             if tfjs_dir:
-                shutil.copytree(tfjs_dir, temporary / "tfjs")
+                shutil.copytree(tfjs_dir, temporary / "tfjs", ignore=SNAKEMAKE_MARKERS)
             record["files"] = sorted(
                 path.relative_to(temporary).as_posix() for path in temporary.rglob("*") if path.is_file()
             )

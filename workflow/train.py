@@ -42,7 +42,8 @@ IN_MEMORY_LIMIT_BYTES = 2 << 30  # in_memory: auto holds a train split up to thi
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """The `train` section of an experiment (see configs/schema.yaml for meanings and defaults)."""
+    """An experiment's `train` section (what the weights depend on) and `runtime` section (how it runs:
+    checkpoints, batches per call, the TPU), as one record for the trainer (configs/schema.yaml)."""
 
     epochs: int
     batch_size: int  # Global: split across replicas by tf.distribute.
@@ -53,15 +54,22 @@ class TrainConfig:
     augment: dict[str, Any]  # pad_crop (pixels) and horizontal_flip, applied to train batches only.
     strategy: str
     workers: int  # Processes of a multi-worker cluster; started by workflow/launch.py.
-    nodes: int
-    tpu: dict[str, Any]
     devices: int
     deterministic: bool
     mixed_precision: bool
     jit_compile: bool
     run_eagerly: bool
+    # runtime: changing these reruns nothing (they are not the train step's params)
     steps_per_execution: int  # batches per call of the compiled train step
     checkpoint: dict[str, int]  # every_epochs, every_steps (0: never within an epoch)
+    tpu: dict[str, Any]
+
+    @classmethod
+    def of(cls, params: dict[str, Any], runtime_settings: dict[str, Any] | None = None) -> TrainConfig:
+        """From the train step's params and the experiment's runtime section (None: the schema's defaults)."""
+        from workflow.config import default_runtime
+
+        return cls(**params["train"], **(default_runtime() if runtime_settings is None else runtime_settings))
 
 
 def train(
@@ -75,8 +83,12 @@ def train(
     params: dict[str, Any],
     seed: int,
     init_model_path: str | None = None,
+    runtime_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train the model described by `params` (model and train sections) and write the outputs.
+
+    `runtime_settings` (the experiment's `runtime`: checkpoints, batches per call, TPU; None: the
+    defaults) changes how it runs, not the result.
 
     With `init_model_path` (model.init_from) training starts from that model's matching layers,
     frozen as the schedule says (workflow/finetune.py).
@@ -84,7 +96,7 @@ def train(
     In a multi-worker cluster every worker runs this; only the chief (worker 0) writes the declared
     outputs, the others write to a scratch folder that is removed, and report themselves to the chief.
     """
-    config = TrainConfig(**params["train"])
+    config = TrainConfig.of(params, runtime_settings)
     spec = read_spec(shards_dir)
     check_model_fits_data(params["model"]["name"], spec, shards_dir)
     if params["model"]["name"] in FOREST_MODELS:
@@ -160,6 +172,7 @@ def train(
                 )
             for key, values in history.history.items():
                 progress.history.setdefault(key, []).extend(float(value) for value in values)
+            check_finite_loss(progress.history, epoch, config)
             progress.seconds.append(round(epoch_log.seconds[-1], 3))
             progress.epoch = epoch + 1
             if guard.requested.is_set() or progress.epoch % config.checkpoint["every_epochs"] == 0:
@@ -241,6 +254,20 @@ def collect_worker_reports(model_path: str, workers: int, timeout: float = 120.0
         reports.append(read_json(path))
         path.unlink()
     return reports
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite: the weights are garbage, so no model is written."""
+
+
+def check_finite_loss(history: dict[str, list[float]], epoch: int, config: TrainConfig) -> None:
+    """Stop at the first epoch whose loss is not a finite number, instead of training on to a NaN model."""
+    loss = (history.get("loss") or [0.0])[-1]
+    if not math.isfinite(loss):
+        raise TrainingDivergedError(
+            f"training diverged: the loss is {loss} after epoch {epoch + 1}; no model is written. A smaller "
+            f"train.optimizer.learning_rate (now {config.optimizer['learning_rate']}) usually fixes it"
+        )
 
 
 def set_up(config: TrainConfig, seed: int) -> None:
