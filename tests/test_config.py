@@ -129,17 +129,18 @@ def test_default_config_is_valid(repo):
     assert len(cfg.runs(loaded)) == 2
 
 
-def test_only_int8_sees_the_calibration_size():
-    """Changing representative_examples changes int8's settings only (the tflite job converts every variant)."""
+def test_only_the_calibrated_variants_see_the_calibration_size():
+    """representative_examples changes int8's and integer_only's settings only (one tflite job converts all)."""
     base = cfg.tflite_params(cfg.load_config(MINIMAL), "exp")
     changed = cfg.tflite_params(
         cfg.load_config(with_change("experiments.exp.convert", {"tflite": {"representative_examples": 7}})), "exp"
     )
 
-    assert sorted(base["variants"]) == ["dynamic_range", "float16", "float32", "int8"]
+    assert sorted(base["variants"]) == ["dynamic_range", "float16", "float32", "int8", "integer_only"]
     for variant in ("float32", "float16", "dynamic_range"):
         assert base["variants"][variant] == changed["variants"][variant] == {}
-    assert changed["variants"]["int8"] == {"representative_examples": 7} != base["variants"]["int8"]
+    for variant in ("int8", "integer_only"):
+        assert changed["variants"][variant] == {"representative_examples": 7} != base["variants"][variant]
 
 
 def test_parity_budgets_cover_exactly_the_produced_formats():

@@ -89,7 +89,7 @@ def test_lenet5_conversions_hold_parity(lenet_run):
     verdict = json.loads((run / "deploy/verdict.json").read_text())
 
     assert parity["golden_examples"] == 256
-    assert sorted(verdict["formats"]) == ["dynamic_range", "float16", "float32", "int8", "tfjs"]
+    assert sorted(verdict["formats"]) == ["dynamic_range", "float16", "float32", "int8", "integer_only", "tfjs"]
     assert all(entry["within_budget"] for entry in verdict["formats"].values()), verdict["formats"]
     assert parity["formats"]["tfjs"]["max_abs_diff"] < 1e-4
 

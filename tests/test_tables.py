@@ -129,15 +129,15 @@ def test_conversions_are_planned_from_the_config_alone():
     numeric = {"name": "linear", "features": {"*": "float_normalized"}, "crosses": []}
     categorical = {"name": "wide_and_deep", "features": PENGUINS_FEATURES, "crosses": []}
 
-    assert skipped_conversions(numeric, allow_flex=False, tfjs_wanted=True) == {}
+    assert set(skipped_conversions(numeric, allow_flex=False, tfjs_wanted=True)) == {"tflite:integer_only"}
     skipped = skipped_conversions(categorical, allow_flex=False, tfjs_wanted=True)
     assert "year (integer_categorical: HashTableV2, LookupTableFindV2" in skipped["tflite"]
     assert "island (string_categorical: DenseBincount)" in skipped["tflite"]
     assert "flipper_length_mm (float_discretized: the converter does not support op Bucketize)" in skipped["tfjs"]
     assert "bill_length_mm" not in skipped["tflite"] + skipped["tfjs"]
-    assert set(skipped_conversions(categorical, allow_flex=True, tfjs_wanted=False)) == set()
+    assert set(skipped_conversions(categorical, allow_flex=True, tfjs_wanted=False)) == {"tflite:integer_only"}
     trees = skipped_conversions({"name": "gradient_boosted_trees"}, allow_flex=False, tfjs_wanted=True)
-    assert set(trees) == {"tflite:int8", "tflite:dynamic_range"}
+    assert set(trees) == {"tflite:int8", "tflite:dynamic_range", "tflite:integer_only"}
     assert skipped_conversions({"name": "cnn"}, allow_flex=False, tfjs_wanted=True) == {}
 
 
@@ -262,7 +262,7 @@ def test_tables_learn_and_every_conversion_that_runs_matches_the_saved_model(tab
     assert logistic["formats"]["float32"]["max_abs_diff"] < 1e-5 and logistic["formats"]["tfjs"]["max_abs_diff"] < 1e-5
     assert set(trees["formats"]) == {"float32", "float16", "tfjs"}
     assert trees["formats"]["float32"]["max_abs_diff"] < 1e-5 and trees["formats"]["tfjs"]["max_abs_diff"] < 1e-5
-    assert set(trees["skipped"]) == {"tflite:int8", "tflite:dynamic_range"}
+    assert set(trees["skipped"]) == {"tflite:int8", "tflite:dynamic_range", "tflite:integer_only"}
     assert wide["formats"] == {} and set(wide["skipped"]) == {"tflite", "tfjs"}
     verdict = run_json(tables, "penguins_wide_deep", "deploy/verdict.json")
     assert "SparseCross" in verdict["skipped"]["tflite"]

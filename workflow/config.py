@@ -587,10 +587,12 @@ def conversion_message(config: dict[str, Any], experiment: str) -> str:
 
 @_sorted_keys
 def tflite_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
-    """Settings of every variant the experiment converts (only int8 calibrates, so only int8 has a count)."""
+    """Settings of every variant the experiment converts (only int8 and integer_only calibrate, so only they
+    have a count)."""
     tflite = config["experiments"][experiment]["convert"]["tflite"]
+    calibrated = ("int8", "integer_only")
     variants = {
-        variant: {"representative_examples": tflite["representative_examples"]} if variant == "int8" else {}
+        variant: {"representative_examples": tflite["representative_examples"]} if variant in calibrated else {}
         for variant in tflite_variants(config, experiment)
     }
     return {"allow_flex": tflite["allow_flex"], "variants": variants}

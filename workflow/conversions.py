@@ -37,6 +37,12 @@ TFJS_PROBLEMS = {
 }
 
 
+INTEGER_ONLY_NEEDS_IMAGES = (
+    "integer-only TFLite takes integer inputs, and a table's served inputs are float32, int64 and string "
+    "columns; the int8 variant quantizes the model inside and keeps them"
+)
+
+
 def feature_types(model: dict[str, Any]) -> dict[str, str]:
     """Feature (or "cross <a> x <b>") -> its FeatureSpace type, for a table model's config.
 
@@ -61,7 +67,7 @@ def skipped_conversions(model: dict[str, Any], allow_flex: bool, tfjs_wanted: bo
             "leaves' sentinel threshold (+inf) has no int8 scale (the converter fails: 'scale out of expressed type "
             "range'); the float32 and float16 variants convert"
         )
-        return {"tflite:dynamic_range": why, "tflite:int8": why}
+        return {"tflite:dynamic_range": why, "tflite:int8": why, "tflite:integer_only": why}
     if model["name"] not in TABLE_MODELS:
         return {}
     types = feature_types(model)
@@ -77,4 +83,6 @@ def skipped_conversions(model: dict[str, Any], allow_flex: bool, tfjs_wanted: bo
     if tfjs_wanted and problems:
         listed = "; ".join(f"{name} ({kind}: {TFJS_PROBLEMS[kind]})" for name, kind in problems.items())
         skipped["tfjs"] = f"TF.js cannot run these features: {listed}"
+    if "tflite" not in skipped:
+        skipped["tflite:integer_only"] = INTEGER_ONLY_NEEDS_IMAGES
     return skipped

@@ -1,7 +1,11 @@
 """Convert the SavedModel to TFLite variants and run them with LiteRT.
 
 Variants: float32; float16 (weights stored as float16); dynamic_range (int8 weights, float
-activations); int8 (full integer: activations calibrated on train examples). Conversion goes
+activations); int8 (int8 weights and activations calibrated on train examples, float32 output);
+integer_only (as int8, with integer input and output tensors, as microcontrollers and Edge TPU
+compilers need: the uint8 pixels in, int8 probabilities out with their scale and zero point,
+`tensor_quantization`; only the image's cast to float and its quantization, the first two ops,
+touch a float tensor). Conversion goes
 through `TFLiteConverter.from_saved_model`: `from_concrete_functions` on a Keras 3 model writes a
 model without weights that outputs NaN. Models run with LiteRT (`ai_edge_litert`), not the
 deprecated `tf.lite.Interpreter`.
@@ -25,6 +29,9 @@ from workflow.pipeline import load_inputs
 from workflow.savedmodel import check_saved_model
 
 log = logging.getLogger(__name__)
+
+
+VARIANTS = ("float32", "float16", "dynamic_range", "int8", "integer_only")
 
 
 class FlexOpsError(ValueError):
@@ -90,13 +97,16 @@ def convert_tflite(
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "dynamic_range":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "int8":
+    elif variant in ("int8", "integer_only"):
         examples, _ = load_inputs(shards_dir, "train", limit=representative_examples)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: _representative(examples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if variant == "integer_only":
+            converter.inference_input_type = tf.uint8  # the images as served: raw pixels, scale 1, zero point 0
+            converter.inference_output_type = tf.int8
     elif variant != "float32":
-        raise ValueError(f"tflite variant {variant!r} is not one of float32, float16, dynamic_range, int8")
+        raise ValueError(f"tflite variant {variant!r} is not one of {', '.join(VARIANTS)}")
     try:
         flatbuffer = converter.convert()
     except Exception as error:  # tf.lite's ConverterError; anything else is re-raised below
@@ -124,11 +134,35 @@ def _representative(inputs: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndar
 
 
 def predict_tflite(path: str, inputs: dict[str, np.ndarray], threads: int = 1) -> np.ndarray:
-    """Probabilities from a TFLite model's serving signature, run by LiteRT, for served inputs."""
+    """Probabilities from a TFLite model's serving signature, run by LiteRT, for served inputs.
+
+    An integer output (integer_only) is dequantized with its own scale and zero point, so parity
+    measures the numbers an app computes from it: (q - zero_point) * scale.
+    """
     interpreter = Interpreter(model_path=path, num_threads=threads)
     runner = interpreter.get_signature_runner(SIGNATURE)
     outputs = runner(**{name: np.ascontiguousarray(as_numpy(values)) for name, values in inputs.items()})
-    return np.asarray(main_output(outputs), dtype=np.float32)
+    name = main_output({key: key for key in outputs})
+    values = np.asarray(outputs[name])
+    if np.issubdtype(values.dtype, np.integer) and name != "class_id":
+        scale, zero_point = runner.get_output_details()[name]["quantization"]
+        return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    return values.astype(np.float32)
+
+
+def tensor_quantization(path: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """The serving signature's input and output tensors: dtype, and scale and zero point where quantized."""
+    runner = Interpreter(model_path=path).get_signature_runner(SIGNATURE)
+    described: dict[str, dict[str, dict[str, Any]]] = {}
+    for side, details in (("inputs", runner.get_input_details()), ("outputs", runner.get_output_details())):
+        described[side] = {}
+        for name, detail in sorted(details.items()):
+            scale, zero_point = detail["quantization"]
+            entry: dict[str, Any] = {"dtype": np.dtype(detail["dtype"]).name}
+            if scale:
+                entry.update(scale=float(scale), zero_point=int(zero_point))
+            described[side][name] = entry
+    return described
 
 
 def describe_tflite(path: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from workflow.atomic import write_json
-from workflow.convert import flex_ops_in, predict_tflite
+from workflow.convert import flex_ops_in, predict_tflite, tensor_quantization
 from workflow.export import predict_saved_model
 from workflow.features import count, take
 from workflow.latency import saved_model_latency_ms, tflite_latency_ms
@@ -101,6 +101,7 @@ def measure_parity(
         }
         if name != "tfjs":
             entry["flex_ops"] = flex
+            entry["tensors"] = tensor_quantization(next(p for p in tflite_paths if pathlib.Path(p).stem == name))
         if reference.ndim == 1:  # a regression: how much larger the mean absolute error became
             entry["mae_increase"] = entry["test_mae"] - report["saved_model"]["test_mae"]
             entry["max_scaled_diff"] = entry["max_abs_diff"] / scale
