@@ -59,6 +59,7 @@ def test_every_output_is_there(finished):
             "float16.tflite",
             "float32.tflite",
             "int8.tflite",
+            "integer_only.tflite",
         ]
         assert (folder / "tfjs" / "model.json").is_file()
         assert list((folder / "tensorboard").rglob("events.out.tfevents.*"))
@@ -81,7 +82,7 @@ def test_metrics_meet_the_targets_and_parity_holds(finished):
         assert np.array(metrics["confusion_matrix"]).sum() == 360
         verdict = json.loads((folder / "deploy/verdict.json").read_text())
         assert verdict["blessed"] and verdict["publish"], verdict
-        assert set(parity["formats"]) == {"float32", "float16", "dynamic_range", "int8", "tfjs"}
+        assert set(parity["formats"]) == {"float32", "float16", "dynamic_range", "int8", "integer_only", "tfjs"}
         assert parity["formats"]["tfjs"]["max_abs_diff"] < 1e-4
         assert parity["formats"]["float32"]["top1_agreement"] == 1.0
         assert parity["test_examples"] == 360 and parity["golden_examples"] == 128
@@ -96,7 +97,8 @@ def test_metrics_meet_the_targets_and_parity_holds(finished):
         assert (deploy / experiment / "1" / "saved_model.pb").is_file()
         assert (deploy / experiment / "1" / "variables" / "variables.index").is_file()
         assert sorted(path.name for path in (deploy / "tflite").iterdir()) == [
-            "dynamic_range.tflite", "float16.tflite", "float32.tflite", "int8.tflite"]  # fmt: skip
+            "dynamic_range.tflite", "float16.tflite", "float32.tflite", "int8.tflite",
+            "integer_only.tflite"]  # fmt: skip
         assert (deploy / "tfjs" / "model.json").is_file()
 
 
@@ -113,8 +115,9 @@ def test_report_lists_every_run(finished):
     assert re.search(r"\| digits_cnn \| 1 \| accuracy \| 0\.9500 \| 0\.9\d+ \| 0\.0000 \| 0\.0\d+ \| pass \|", markdown)
     header = rows[0].split(",")
     assert rows[1].split(",")[header.index("verdict")] == "pass"
-    # header + summary rows, header + run rows, header + 6 formats (SavedModel, 4 TFLite, TF.js) per run
-    assert page.count("<tr>") == 1 + 2 + 1 + len(RUNS) + 1 + 6 * len(RUNS)
+    # summary (header + 2 rows), runs (header + a row per run), a deployment table per experiment
+    # (header + 7 formats: SavedModel, 5 TFLite, TF.js)
+    assert page.count("<tr>") == 1 + 2 + 1 + len(RUNS) + len(RUNS) * (1 + 7)
     assert "id='reproduction-table'" in page
 
 
@@ -349,48 +352,6 @@ def test_two_experiments_on_one_dataset_prepare_it_once(tmp_path):
     assert (jobs["download"], jobs["tfrecord"], jobs["train"]) == (1, 1, 2)
 
 
-def test_tfjs_demo_page_in_chromium_predicts_what_the_saved_model_does(finished, tmp_path):
-    """The published TF.js folder's index.html, served on 127.0.0.1 and opened in headless Chromium
-    (the pinned tf.min.js, no network), classifies its sample images as the SavedModel does."""
-    import functools
-    import http.server
-    import threading
-
-    from playwright.sync_api import sync_playwright
-
-    from workflow.export import predict_saved_model
-
-    chromium = require_tool("chromium", "apt-get install chromium")
-    deploy = finished / "results/deploy/digits_cnn"
-    samples = json.loads((deploy / "tfjs/samples.json").read_text())
-    images = np.asarray(samples["data"], dtype=np.uint8).reshape(samples["shape"])
-    expected = predict_saved_model(deploy / "digits_cnn/1", {"images": images})
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(deploy / "tfjs"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    requests = []
-    try:
-        with sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=chromium, headless=True, args=["--headless", *CHROMIUM_ARGS]
-            )
-            page = context.new_page()
-            page.on("request", lambda request: requests.append(request.url))
-            page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html?backend=cpu")
-            page.wait_for_selector("#predictions[data-ready]", state="attached", timeout=60_000)
-            shown = json.loads(page.locator("#predictions").text_content())
-            status = page.locator("#status").text_content()
-            context.close()
-    finally:
-        server.shutdown()
-
-    assert "error" not in shown, shown
-    assert shown["backend"] == "cpu" and status.startswith(f"{len(images)} test images")
-    np.testing.assert_allclose(np.asarray(shown["probabilities"]), expected, atol=1e-4)
-    assert np.array_equal(np.asarray(shown["probabilities"]).argmax(axis=1), expected.argmax(axis=1))
-    assert all(url.startswith("http://127.0.0.1:") for url in requests), requests  # no CDN, nothing outside
-
-
 def test_report_lists_size_and_latency_per_format(finished):
     """parity.json and the report give every format's bytes and single-example latency (LiteRT 1 thread, Node)."""
     parity = json.loads((finished / "results/runs/digits_cnn/seed0/parity.json").read_text())
@@ -401,5 +362,5 @@ def test_report_lists_size_and_latency_per_format(finished):
         assert entry["bytes"] > 0 and entry["latency_ms"] > 0, name
     assert parity["formats"]["int8"]["bytes"] < parity["formats"]["float32"]["bytes"]
     table = markdown.split("## Deployable formats", 1)[1]
-    for name in ("saved_model", "float32", "float16", "dynamic_range", "int8", "tfjs"):
+    for name in ("saved_model", "float32", "float16", "dynamic_range", "int8", "integer_only", "tfjs"):
         assert f"| digits_cnn | 0 | {name} |" in table, name

@@ -8,6 +8,7 @@ pure-JS CPU backend of `@tensorflow/tfjs` (tfjs-node's install downloads a binar
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
 import os
@@ -64,35 +65,88 @@ def convert_tfjs(
         if rewritten:
             log.info("split %d fused activations TF.js lacks: %s", len(rewritten), ", ".join(rewritten))
         if node_manifest and shards_dir and not is_table(read_spec(shards_dir)):  # the page shows images
-            write_demo_page(temporary, node_manifest, shards_dir, demo_examples)
+            about = describe_run(saved_model_dir, output_dir, shards_dir)
+            write_demo_page(temporary, node_manifest, shards_dir, demo_examples, about)
         files = sorted(path.name for path in temporary.iterdir())
     return files
 
 
 DEMO_PAGE = pathlib.Path(__file__).with_name("js") / "demo.html"
+# Test images shipped for the page's picker: the whole test split when it fits in this many pixel values
+# (all 360 of the 8x8 digits; ~380 MNIST images), so samples.json stays a small download.
+DEMO_PIXEL_BUDGET = 300_000
 
 
-def write_demo_page(folder: pathlib.Path, node_manifest: str, shards_dir: str, examples: int) -> None:
-    """index.html that loads model.json with the pinned @tensorflow/tfjs (tf.min.js from the locked npm
-    packages, never a CDN) and classifies `examples` test images shipped in samples.json."""
+def describe_run(saved_model_dir: str, output_dir: str, shards_dir: str) -> dict[str, str]:
+    """Experiment, seed, model and dataset names for the demo page's heading.
+
+    The step gets no config, so they come from the run's own files: the run folder
+    (results/runs/<exp>/seed<k>/tfjs), train.json beside the SavedModel (written by the same run's
+    train step, which the SavedModel comes from) and the shards' spec.json.
+    """
+    run = pathlib.Path(output_dir).parent
+    train_json = pathlib.Path(saved_model_dir).parent / "train.json"
+    if train_json.is_file():
+        model = read_json(train_json)["params"]["model"]["name"]
+    else:  # a SavedModel from elsewhere: the page still works, its heading says less
+        log.warning("%s is missing: the demo page's heading names no model", train_json)
+        model = "model"
+    source = read_spec(shards_dir).get("source", {})
+    return {
+        "experiment": run.parent.name,
+        "seed": run.name.removeprefix("seed"),
+        "model": str(model),
+        "dataset": str(source.get("full_name") or source.get("name") or pathlib.Path(shards_dir).parent.name),
+    }
+
+
+def write_demo_page(
+    folder: pathlib.Path, node_manifest: str, shards_dir: str, examples: int, about: dict[str, str]
+) -> None:
+    """index.html, the pinned tf.min.js (from the locked npm packages, never a CDN) and samples.json.
+
+    The page (workflow/js/demo.html) names the run (`about`: describe_run), classifies every shipped test
+    image, shows the first `examples` of them in a table, and classifies a digit drawn on its pad or any
+    shipped test image picked by index.
+    """
     node = read_json(node_manifest)
     bundle = pathlib.Path(node["node_path"]) / "@tensorflow" / "tfjs" / "dist" / "tf.min.js"
     if not bundle.is_file():
         raise FileNotFoundError(f"{bundle}: the pinned @tensorflow/tfjs bundle is missing; rebuild the node_env step")
     shutil.copy2(bundle, folder / "tf.min.js")
-    shutil.copy2(DEMO_PAGE, folder / "index.html")
-    sample = load_arrays(shards_dir, "test", limit=examples)
+    (folder / "index.html").write_text(fill_demo_page(DEMO_PAGE.read_text(encoding="utf-8"), about), encoding="utf-8")
+    spec = read_spec(shards_dir)
+    pixels = int(np.prod(spec["features"]["image"]["shape"]))
+    sample = load_arrays(shards_dir, "test", limit=max(examples, DEMO_PIXEL_BUDGET // pixels))
     images = sample["images"].astype(np.int32)
+    names = spec["features"]["label"].get("names") or [str(k) for k in range(int(sample["labels"].max()) + 1)]
     (folder / "samples.json").write_text(
         json.dumps(
             {
+                **about,
                 "input": INPUT_NAME,
                 "shape": list(images.shape),
                 "data": images.ravel().tolist(),
                 "labels": sample["labels"].tolist(),
+                "label_names": [str(name) for name in names],
+                "table": min(examples, len(images)),
             }
         )  # fmt: skip
     )
+
+
+def fill_demo_page(template: str, about: dict[str, str]) -> str:
+    """The page with its {{experiment}}, {{seed}}, {{model}} and {{dataset}} filled in, HTML-escaped.
+
+    Plain replacement rather than str.format or string.Template: the page's JavaScript is full of
+    braces and `${...}`.
+    """
+    page = template
+    for key in ("experiment", "seed", "model", "dataset"):
+        page = page.replace("{{" + key + "}}", html.escape(about[key]))
+    if "{{" in page:
+        raise ValueError(f"{DEMO_PAGE}: a placeholder is left unfilled near {page[page.index('{{') :][:40]!r}")
+    return page
 
 
 # Activations TF.js kernels can run fused into a MatMul or Conv2D (tfjs-backend-cpu applyActivation).
