@@ -45,7 +45,12 @@ def shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text)} characters)"
 
 
-class _StrictLoader(yaml.SafeLoader):
+# libyaml's parser where PyYAML has it: the Snakefile reads every config file again, and the pure-Python
+# parser takes a second for a 1000-experiment file (the construction, which enforces safety, is Python).
+_SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_SafeBase):  # type: ignore[misc, valid-type]
     """PyYAML's safe loader that also refuses a key written twice in one mapping (PyYAML keeps the last)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
