@@ -66,25 +66,15 @@ def train_in_subprocess(digits_shards: str, tmp_path: pathlib.Path):
     """Run workflow.train.train in a fresh process (strategies and policies are process-global); return train.json."""
     import json
     import subprocess
-    import sys
+
+    from helpers import train_command
 
     def run(params: dict, seed: int = 0, name: str = "run", check: bool = True, **extra: object) -> tuple:
         """(train.json, folder); with check=False (the finished process, folder), for a run meant to fail."""
         folder = tmp_path / name
         folder.mkdir()
-        arguments = {
-            "shards_dir": digits_shards,
-            "model_path": str(folder / "model.keras"),
-            "history_path": str(folder / "history.json"),
-            "info_path": str(folder / "train.json"),
-            "tensorboard_dir": str(folder / "tensorboard"),
-            "checkpoint_root": str(folder / "checkpoints"),
-            "params": params,
-            "seed": seed,
-            **extra,
-        }
-        program = f"import json; from workflow.train import train; train(**json.loads({json.dumps(arguments)!r}))"
-        result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
+        command = train_command(folder, digits_shards, params, seed, **extra)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         if not check:
             return result, folder
         assert result.returncode == 0, result.stderr[-3000:]

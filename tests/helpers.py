@@ -60,6 +60,29 @@ def _small_mlp(train: dict | None = None, runtime: dict | None = None) -> dict:
     }
 
 
+def train_command(folder: pathlib.Path, shards: str, params: dict, seed: int = 0, **extra: object) -> list[str]:
+    """A command running workflow.train.train in a fresh process (strategies and policies are process-global),
+    its outputs in `folder`, logging at INFO; `extra`: train()'s other arguments (runtime_settings, ...)."""
+    import json
+
+    arguments = {
+        "shards_dir": shards,
+        "model_path": str(folder / "model.keras"),
+        "history_path": str(folder / "history.json"),
+        "info_path": str(folder / "train.json"),
+        "tensorboard_dir": str(folder / "tensorboard"),
+        "checkpoint_root": str(folder / "checkpoints"),
+        "params": params,
+        "seed": seed,
+        **extra,
+    }
+    program = (
+        "import json, logging; logging.basicConfig(level=logging.INFO); from workflow.train import train; "
+        f"train(**json.loads({json.dumps(arguments)!r}))"
+    )
+    return [sys.executable, "-c", program]
+
+
 def require_tool(name: str, install_hint: str) -> str:
     """Path of an executable, or a failure that says how to install it (never a silent skip)."""
     path = shutil.which(name)

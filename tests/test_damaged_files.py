@@ -13,13 +13,12 @@ import pathlib
 import shutil
 import struct
 import subprocess
-import sys
 import zipfile
 
 import keras
 import numpy as np
 import pytest
-from helpers import runtime_params, train_params
+from helpers import runtime_params, train_command, train_params
 
 from workflow.checkpoint import PREVIOUS, STATE, Checkpoint, Progress
 
@@ -44,23 +43,9 @@ def run_train(
     folder: pathlib.Path, shards: str, params: dict, runtime: dict | None = None, **environment: str
 ) -> subprocess.CompletedProcess:
     """workflow.train.train in a fresh process, logging at INFO; the finished process (not checked)."""
-    arguments = {
-        "shards_dir": shards,
-        "model_path": str(folder / "model.keras"),
-        "history_path": str(folder / "history.json"),
-        "info_path": str(folder / "train.json"),
-        "tensorboard_dir": str(folder / "tensorboard"),
-        "checkpoint_root": str(folder / "checkpoints"),
-        "params": params,
-        "runtime_settings": runtime,
-        "seed": 0,
-    }
-    program = (
-        "import json, logging; logging.basicConfig(level=logging.INFO); from workflow.train import train; "
-        f"train(**json.loads({json.dumps(arguments)!r}))"
-    )
+    command = train_command(folder, shards, params, runtime_settings=runtime)
     env = {**os.environ, **environment}
-    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False, env=env)
+    return subprocess.run(command, capture_output=True, text=True, check=False, env=env)
 
 
 def test_corrupted_checkpoint_is_named_and_the_rerun_resumes_from_the_one_before(digits_shards, tmp_path, reliability):

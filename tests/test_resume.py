@@ -9,13 +9,12 @@ import pathlib
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import keras
 import numpy as np
 import pytest
-from helpers import runtime_params, train_params
+from helpers import runtime_params, train_command, train_params
 
 from workflow.checkpoint import Checkpoint, Progress
 from workflow.evaluate import evaluate
@@ -33,23 +32,8 @@ PARAMS["model"] = {"name": "mlp", "hidden_units": [32], "dropout": 0.3}
 
 
 def start_training(folder: pathlib.Path, shards: str, params: dict = PARAMS, **extra: str) -> subprocess.Popen:
-    arguments = {
-        "shards_dir": shards,
-        "model_path": str(folder / "model.keras"),
-        "history_path": str(folder / "history.json"),
-        "info_path": str(folder / "train.json"),
-        "tensorboard_dir": str(folder / "tensorboard"),
-        "checkpoint_root": str(folder / "checkpoints"),
-        "params": params,
-        "runtime_settings": RUNTIME,
-        "seed": 3,
-        **extra,
-    }
-    program = (
-        "import json, logging; logging.basicConfig(level=logging.INFO); from workflow.train import train; "
-        f"train(**json.loads({json.dumps(arguments)!r}))"
-    )
-    return subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = train_command(folder, shards, params, seed=3, runtime_settings=RUNTIME, **extra)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def checkpoint_state(folder: pathlib.Path) -> dict | None:
