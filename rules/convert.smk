@@ -28,6 +28,7 @@ rule tfjs:
         env=f"{RESULTS}/envs/tfjs.json",
         node_env=f"{RESULTS}/envs/node.json",  # the pinned tf.min.js for the demo page
         shards=shards_of,  # the demo page's test images
+        train=f"{RUN}/train.json",  # the demo page's heading names the model (workflow/tfjs.py describe_run)
     output:
         directory(f"{RUN}/tfjs"),
     params:
