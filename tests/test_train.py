@@ -129,3 +129,15 @@ def test_a_diverging_run_fails_by_name_and_writes_no_model(train_in_subprocess):
     assert "training diverged: the loss is nan after epoch" in result.stderr, result.stderr[-3000:]
     assert "learning_rate (now 1000000000000.0)" in result.stderr
     assert not (folder / "model.keras").exists() and not (folder / "train.json").exists()
+
+
+def test_train_json_separates_the_first_epoch_from_the_steady_speed(train_in_subprocess):
+    """The first epoch pays for tracing, compilation and warm-up: train.json gives its seconds apart, and
+    examples/s over the epochs after it; the overall figure stays the mean over every epoch."""
+    info, folder = train_in_subprocess(train_params(epochs=3))
+    seconds = json.loads((folder / "history.json").read_text())["seconds"]
+    per_epoch = info["examples_per_second"] * sum(seconds) / len(seconds)  # the examples of one epoch
+
+    assert info["first_epoch_seconds"] == pytest.approx(seconds[0], abs=1e-3)
+    assert info["steady_examples_per_second"] == pytest.approx(per_epoch * 2 / sum(seconds[1:]), rel=1e-2)
+    assert info["steady_examples_per_second"] > info["examples_per_second"]  # the first epoch is the slow one

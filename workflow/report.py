@@ -81,7 +81,8 @@ _RUN_PARITY = {
 }  # fmt: skip
 _RUN_TAIL = (
     Column("train_seconds", "train time (s)", "quantity"),
-    Column("examples_per_second", "train examples/s", "quantity"),
+    Column("first_epoch_seconds", "first epoch (s): set-up, tracing, compilation", "quantity"),
+    Column("steady_examples_per_second", "train examples/s after the first epoch", "quantity"),
 )
 _FORMAT_HEAD = (
     Column("experiment", "experiment"), Column("seed", "seed", "count"), Column("format", "format"),
@@ -185,7 +186,9 @@ def run_row(run: dict[str, Any], experiments: dict[str, Any]) -> dict[str, Any]:
         "margin": judged["margin"] if judged else None,
         **parity_summary(run["parity"]),
         "train_seconds": train["wall_seconds"],
-        "examples_per_second": train["examples_per_second"],
+        # Older train.json files and decision forests (no epochs) lack these: the report shows a dash.
+        "first_epoch_seconds": train.get("first_epoch_seconds"),
+        "steady_examples_per_second": train.get("steady_examples_per_second"),
     }
 
 
