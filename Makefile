@@ -5,6 +5,9 @@
 #   make dag    render the rule graph to docs/rulegraph.svg (needs Graphviz `dot`)
 #   make reliability  run the fault-injection tests and write their table into docs/reliability.md
 #   make bench  run every benchmark in benchmarks/ (needs a finished `make run`; ~30 minutes)
+#   make slurm-jobs    list the latest Slurm run's jobs: rule, wildcards, state, log (RUN=<id> for another)
+#   make slurm-cancel  scancel what the latest Slurm run left queued or running (RUN=<id> for another)
+#   make bench-slurm   the default DAG through the Slurm profile against a local run (needs Slurm)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +15,7 @@ MAIN_STAMP := $(VENV)/.installed-main
 TEST_STAMP := $(VENV)/.installed-test
 CORES ?= all
 
-.PHONY: run test lint dag env clean reliability bench
+.PHONY: run test lint dag env clean reliability bench slurm-jobs slurm-cancel bench-slurm
 
 env: $(MAIN_STAMP)
 
@@ -36,7 +39,7 @@ test: $(TEST_STAMP)
 reliability: $(TEST_STAMP)
 	rm -f build/reliability-table.md && mkdir -p build
 	PATH="$(CURDIR)/$(BIN):$$PATH" TF_LIFECYCLE_RELIABILITY_TABLE=$(CURDIR)/build/reliability-table.md \
-	  $(BIN)/python -m pytest tests/test_resume.py tests/test_faults.py tests/test_bad_input.py \
+	  $(BIN)/python -m pytest tests/test_resume.py tests/test_faults.py tests/test_bad_input.py tests/test_damaged_files.py \
 	  tests/test_slurm.py -k "not two_workers and not interrupting"
 	$(BIN)/python tests/write_reliability.py build/reliability-table.md docs/reliability.md
 
@@ -59,3 +62,12 @@ dag: $(MAIN_STAMP)
 
 clean:
 	rm -rf results .snakemake
+
+slurm-jobs: $(MAIN_STAMP)
+	$(BIN)/python -m workflow.slurm_jobs list $(RUN)
+
+slurm-cancel: $(MAIN_STAMP)
+	$(BIN)/python -m workflow.slurm_jobs cancel $(RUN)
+
+bench-slurm: $(MAIN_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/slurm_polling.py

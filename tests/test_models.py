@@ -100,3 +100,24 @@ def test_scaled_tanh_maps_plus_and_minus_one_to_themselves():
 
     values = ScaledTanh()(np.array([[-1.0, 0.0, 1.0]], dtype="float32")).numpy()
     np.testing.assert_allclose(values, [[-1.0, 0.0, 1.0]], atol=2e-4)
+
+
+@pytest.mark.parametrize(
+    ("filters", "fits"), [([16, 32], True), ([8], True), ([16, 32, 64], False), ([4, 4, 4], False)]
+)
+def test_the_config_refuses_exactly_the_cnns_keras_cannot_build_on_8x8_digits(filters, fits):
+    """config._check_cnn_fits mirrors build_cnn's arithmetic, so a misfit is refused before any (Slurm) job."""
+    from helpers import with_change
+
+    from workflow import config as cfg
+    from workflow.models import build_cnn
+
+    config = with_change("experiments.exp.model", {"name": "cnn", "filters": filters})
+    if fits:
+        cfg.load_config(config)
+        assert build_cnn((8, 8, 1), 10, filters).output_shape == (None, 10)
+    else:
+        with pytest.raises(cfg.ConfigError, match=r"experiments.exp.model.filters: .* do not fit sklearn_digits's 8x8"):
+            cfg.load_config(config)
+        with pytest.raises(ValueError):
+            build_cnn((8, 8, 1), 10, filters)

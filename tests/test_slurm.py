@@ -4,6 +4,7 @@ Slurm tasks, failures reported without leftovers, and an interrupted run cancell
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pathlib
@@ -19,19 +20,13 @@ from helpers import REPO, copy_repository, snakemake
 
 pytestmark = pytest.mark.slurm
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
-FAST_POLL = ("--slurm-init-seconds-before-status-checks", "2")  # the plugin's default waits 40 s per poll
-GPU_CNN = {
-    "experiments": {
-        "digits_cnn": {
-            "dataset": "digits",
-            "model": {"name": "cnn", "filters": [16, 32], "dropout": 0.25},
-            "train": {"epochs": 15, "batch_size": 32, "optimizer": {"name": "adam", "learning_rate": 0.003}},
-            "resources": {"train": {"partition": "gpu", "gpus": 1, "gpu_model": "a100"}},
-            "target": {"metric": "accuracy", "value": 0.95,
-                       "source": "project smoke target: a small CNN reaches 95% on these digits (no paper)"},
-        }
-    }
-}  # fmt: skip
+FAST_POLL = ("--slurm-init-seconds-before-status-checks", "2")  # the profile polls 5 s after a change
+# A --configfile is the whole config (the embedded default applies only without one): the configs
+# here name their datasets, and the default DAG is configs/default.yaml with digits_cnn on the gpu partition.
+DEFAULT = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
+DIGITS = {"digits": DEFAULT["datasets"]["digits"]}
+GPU_CNN = copy.deepcopy(DEFAULT)
+GPU_CNN["experiments"]["digits_cnn"]["resources"] = {"train": {"partition": "gpu", "gpus": 1, "gpu_model": "a100"}}
 
 
 def slurm_command(*command: str, timeout: int = 60) -> str:
@@ -144,7 +139,7 @@ def test_slurm_outputs_equal_a_local_run(slurm_run, tmp_path):
 def test_two_workers_train_as_two_slurm_tasks(cluster, tmp_path):
     """workers: 2 asks Slurm for 2 tasks; srun starts 2 processes that form one MultiWorkerMirroredStrategy."""
     folder = copy_repository(tmp_path / "repo")
-    config = {"experiments": {"digits_mw": {
+    config = {"datasets": DIGITS, "experiments": {"digits_mw": {
         "dataset": "digits", "model": {"name": "mlp", "hidden_units": [64]},
         "train": {"epochs": 8, "batch_size": 64, "strategy": "multi_worker_mirrored", "workers": 2,
                   "optimizer": {"name": "adam", "learning_rate": 0.01}},
@@ -200,7 +195,8 @@ def test_interrupting_snakemake_cancels_its_jobs(cluster, tmp_path):
     """SIGINT to the head snakemake scancels the running train job; nothing stays in squeue."""
     folder = copy_repository(tmp_path / "repo")
     config = {
-        "experiments": {"digits_long": {"dataset": "digits", "model": {"name": "mlp"}, "train": {"epochs": 5000}}}
+        "datasets": DIGITS,
+        "experiments": {"digits_long": {"dataset": "digits", "model": {"name": "mlp"}, "train": {"epochs": 5000}}},
     }
     (folder / "long.yaml").write_text(yaml.safe_dump(config))
     env = {
@@ -244,7 +240,7 @@ def test_sigterm_through_slurm_checkpoints_and_the_retry_resumes(cluster, tmp_pa
     """`scancel --signal=TERM` on a running train job: the trainer saves a checkpoint and exits non-zero, the
     profile's retry resubmits it, training resumes from the checkpoint, and the metrics equal an uninterrupted run's."""
     folder = copy_repository(tmp_path / "repo")
-    config = {"experiments": {"digits_term": {
+    config = {"datasets": DIGITS, "experiments": {"digits_term": {
         "dataset": "digits", "model": {"name": "mlp", "hidden_units": [512, 512]},  # about 1 s per epoch
         "train": {"epochs": 12, "batch_size": 8, "optimizer": {"name": "adam", "learning_rate": 0.0003}},
     }}}  # fmt: skip
@@ -297,3 +293,124 @@ def test_sigterm_through_slurm_checkpoints_and_the_retry_resumes(cluster, tmp_pa
     assert (local / target).read_bytes() == (folder / target).read_bytes()
     reliability("scancel --signal=TERM on a running Slurm train job", "Slurm job train",
                 "checkpoint saved, profile retry resumed; metrics.json equal to a local run", 0)  # fmt: skip
+
+
+SITE_PROFILE = {  # what a site puts in ~/.config/snakemake/<name>/config.yaml (docs/cluster.md)
+    "default-resources": {"slurm_partition": "cpu", "slurm_account": "tflc_site", "runtime": 30, "mem_mb": 4000,
+                          "cpus_per_task": 1},
+}  # fmt: skip
+SITE_RUNS = {"datasets": DIGITS, "experiments": {
+    # About 1 s per epoch on the test machine: time to scancel it mid-training.
+    "digits_stop": {"dataset": "digits", "model": {"name": "mlp", "hidden_units": [512, 512]},
+                    "train": {"epochs": 12, "batch_size": 8, "optimizer": {"name": "adam", "learning_rate": 0.0003}}},
+    # Three valid 3x3 convolutions do not fit 8x8 digits: Keras fails while building the model, every time.
+    "digits_misfit": {"dataset": "digits", "model": {"name": "cnn", "filters": [16, 32, 64]}, "train": {"epochs": 2}},
+}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def site_repo(cluster, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A copy of the repository and a site profile in its own XDG config folder, found by name."""
+    root = tmp_path_factory.mktemp("site")
+    folder = copy_repository(root / "repo")
+    (folder / "site.yaml").write_text(yaml.safe_dump(SITE_RUNS))
+    profile = root / "xdg" / "snakemake" / "tfl-site"
+    profile.mkdir(parents=True)
+    (profile / "config.yaml").write_text(yaml.safe_dump(SITE_PROFILE))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(folder),
+        "XDG_CONFIG_HOME": str(root / "xdg"),
+        "PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    return {"folder": folder, "env": env}
+
+
+def site_snakemake(site_repo: dict, *args: str, **popen) -> subprocess.Popen:
+    command = [sys.executable, "-m", "snakemake", *args, "--profile", "slurm", "--profile", "tfl-site",
+               "--configfile", "site.yaml"]  # fmt: skip
+    return subprocess.Popen(command, cwd=site_repo["folder"], env=site_repo["env"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **popen)  # fmt: skip
+
+
+def test_site_profile_and_a_plain_scancel_is_retried(site_repo):
+    """The site profile (found by name in the XDG config folder, layered on ./slurm) gives every job its
+    account; a plain `scancel` of the running train job (sacct: "CANCELLED by 0") is noticed within
+    seconds, resubmitted, and the run finishes instead of waiting forever."""
+    folder = site_repo["folder"]
+    since = now()
+    process = site_snakemake(site_repo, "results/runs/digits_stop/seed0/train.json")
+    try:
+        deadline, state = time.monotonic() + 600, None
+        while time.monotonic() < deadline and process.poll() is None:
+            states = list((folder / "results/checkpoints/digits_stop/seed0").glob("*/state.json"))
+            state = json.loads(states[0].read_text()) if states else None
+            if state and state["epoch"] >= 2:
+                break
+            time.sleep(0.5)
+        assert state and state["epoch"] >= 2, "training never reached epoch 2"
+        jobs = slurm_command("squeue", "-h", "-t", "R", "-o", "%i %k").split("\n")
+        train_job = next(line.split()[0] for line in jobs if "rule_train" in line)
+        slurm_command("scancel", train_job)  # what users and admins type: no --signal
+        output, _ = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode == 0, output[-5000:]
+    rows = wait_for_sacct(since, 3)
+    trains = [row for row in rows if row["Comment"].startswith("rule_train")]
+    assert [row["State"].split()[0] for row in trains] == ["CANCELLED", "COMPLETED"], trains
+    accounts = slurm_command("sacct", "-n", "-X", "-P", "-S", since, "-o", "JobID,Account").split()
+    assert accounts and all(line.endswith("|tflc_site") for line in accounts), accounts
+    assert "invalid option" not in output and "trying to guess" not in output, output[-3000:]
+    times = slurm_command("sacct", "-n", "-X", "-P", "-j", ",".join(row["JobID"] for row in trains),
+                          "-o", "JobID,Submit,End").split()  # fmt: skip
+    ended = time.mktime(time.strptime(times[0].split("|")[2], "%Y-%m-%dT%H:%M:%S"))
+    resubmitted = time.mktime(time.strptime(times[1].split("|")[1], "%Y-%m-%dT%H:%M:%S"))
+    print(f"plain scancel: resubmitted {resubmitted - ended:.0f} s after the cancellation")
+    assert resubmitted - ended <= 30  # first poll 5 s after a change, +10 s per empty poll
+    info = json.loads((folder / "results/runs/digits_stop/seed0/train.json").read_text())
+    assert info["attempts"] == 2 and info["resumed_from"]["epoch"] >= 2, info
+
+
+def test_a_deterministic_error_is_not_resubmitted(site_repo):
+    """A model that cannot fit its data fails once, as one Slurm job: no second queue wait. The error
+    shows the log's last lines, and `python -m workflow.slurm_jobs list` names the rule and state."""
+    folder = site_repo["folder"]
+    since = now()
+    process = site_snakemake(site_repo, "results/runs/digits_misfit/seed0/train.json")
+    output, _ = process.communicate(timeout=600)
+
+    assert process.returncode != 0, output[-3000:]
+    assert "is not resubmitted" in output and "Computed output size would be zero or negative" in output, output
+    assert "results/logs/train/digits_misfit/seed0.log" in output
+    trains = [row for row in wait_for_sacct(since, 1) if row["Comment"].startswith("rule_train")]
+    assert [row["State"].split()[0] for row in trains] == ["FAILED"], trains
+    listing = subprocess.run([sys.executable, "-m", "workflow.slurm_jobs", "list"], cwd=folder,
+                             env=site_repo["env"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert listing.returncode == 0, listing.stderr
+    line = next(line for line in listing.stdout.splitlines() if line.startswith(trains[0]["JobID"]))
+    assert line.split()[1:4] == ["train", "digits_misfit_0", "FAILED"], listing.stdout
+    assert "last lines of" in listing.stdout
+
+
+def test_cancel_command_cancels_what_a_run_left(site_repo):
+    """`python -m workflow.slurm_jobs cancel RUN_ID` scancels the run's queued and running jobs, and no other."""
+    run_id = "leftover-run"
+    ours = [slurm_command("sbatch", "--parsable", "-J", run_id, "-p", "cpu", "--wrap", "sleep 300").strip()
+            for _ in range(2)]  # fmt: skip
+    other = slurm_command("sbatch", "--parsable", "-J", "another-run", "-p", "cpu", "--wrap", "sleep 300").strip()
+    try:
+        result = subprocess.run([sys.executable, "-m", "workflow.slurm_jobs", "cancel", run_id],
+                                cwd=site_repo["folder"], env=site_repo["env"], capture_output=True, text=True,
+                                timeout=60)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"cancelled 2 job(s): {' '.join(ours)}" in result.stdout
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and set(ours) & set(slurm_command("squeue", "-h", "-o", "%i").split()):
+            time.sleep(0.5)
+        left = slurm_command("squeue", "-h", "-o", "%i").split()
+        assert not set(ours) & set(left) and other in left
+    finally:
+        subprocess.run(["scancel", *ours, other], check=False)

@@ -84,6 +84,7 @@ def load_config(
         _check_schedule(name, experiment["train"]["schedule"])
         _check_workers(name, experiment["train"], experiment["resources"]["train"]["nodes"])
         _check_deploy(name, experiment)
+        _check_cnn_fits(name, experiment["model"], config["datasets"][experiment["dataset"]])
         _check_init_from(name, experiment["model"]["init_from"], config["experiments"])
     for key, entry in config["datasets"].items():
         _check_dataset(key, entry)
@@ -348,6 +349,30 @@ def _check_deploy(name: str, experiment: dict[str, Any]) -> None:
         )
 
 
+# Image sizes of datasets known before they are prepared, so that a CNN too deep for them is refused
+# before any job (a Slurm user would otherwise wait in the queue to learn it); others are checked by training.
+KNOWN_IMAGE_SIZES = {"sklearn_digits": 8, "mnist": 28, "fashion_mnist": 28, "kmnist": 28, "cifar10": 32,
+                     "cifar100": 32, "svhn_cropped": 32}  # fmt: skip
+
+
+def _check_cnn_fits(name: str, model: dict[str, Any], dataset: dict[str, Any]) -> None:
+    """The feature map of workflow/models.py build_cnn stays at least 1x1 (tests/test_models.py keeps them in step):
+    each valid 3x3 convolution takes 2 pixels off, and a 2x2 pool halves a map of 2 or more."""
+    size = KNOWN_IMAGE_SIZES.get((dataset.get("tfds_name") or "").split(":")[0])
+    if model["name"] != "cnn" or size is None:
+        return
+    original = size
+    for index, _ in enumerate(model["filters"]):
+        size -= 2
+        if size < 1:
+            raise ConfigError(
+                f"experiments.{name}.model.filters: {model['filters']} do not fit {dataset['tfds_name']}'s "
+                f"{original}x{original} images: conv_{index} would leave a {size}x{size} map (each 3x3 convolution "
+                "takes 2 pixels, each 2x2 pool halves); use fewer filter blocks"
+            )
+        size = size // 2 if size >= 2 else size
+
+
 # The project's builders whose data ships inside a Python package (workflow/datasets/): no raw files.
 BUNDLED_BUILDERS = {"sklearn_digits": "scikit-learn", "sklearn_breast_cancer": "scikit-learn",
                     "sklearn_diabetes": "scikit-learn"}  # fmt: skip
@@ -533,9 +558,10 @@ def train_resources(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     wanted, train = exp["resources"]["train"], exp["train"]
     workers = train["workers"]
     return {
-        "slurm_partition": wanted["partition"] or "",
+        # None drops a resource: the profile's default partition applies, and a dry run shows no empty value.
+        "slurm_partition": wanted["partition"],
         "gpu": wanted["gpus"],
-        "gpu_model": (wanted["gpu_model"] or "") if wanted["gpus"] else "",
+        "gpu_model": wanted["gpu_model"] if wanted["gpus"] else None,
         "cpus_per_task": wanted["cpus"],
         "mem_mb": wanted["mem_mb"],
         "runtime": wanted["runtime"],

@@ -15,6 +15,7 @@ set -euo pipefail
 
 ROOT=${SLURM_TEST_ROOT:-/tmp/tf-lifecycle-slurm}
 ACCOUNT=tflc
+SITE_ACCOUNT=tflc_site
 HOST=$(hostname -s)
 CPUS=$(nproc)
 MEM_MB=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 8 / 10 ))
@@ -122,9 +123,20 @@ wait_for() {  # wait_for <seconds> <description> <command...>
   return 1
 }
 
+close_inherited_fds() {
+  # Daemons started here outlive this script: they must not inherit its open files, e.g. the lock
+  # of `flock /tmp/lock tests/slurm/cluster.sh start`, which they would hold until stopped.
+  local fd
+  for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2)) && [ -e "/proc/$$/fd/$fd" ] && eval "exec $fd>&-" 2>/dev/null || true
+  done
+}
+
 start() {
   install
   stop quiet
+  close_inherited_fds
   write_configs
   log "starting munged"
   [ -s /etc/munge/munge.key ] || mungekey --create --force
@@ -156,6 +168,10 @@ start() {
   wait_for 30 slurmctld scontrol ping
   sacctmgr -i add account "$ACCOUNT" Cluster=tflc Description=tests Organization=tests >/dev/null 2>&1 || true
   sacctmgr -i add user root Account="$ACCOUNT" DefaultAccount="$ACCOUNT" >/dev/null 2>&1 || true
+  # A second account, not the default: a job carries it only when the profile names it
+  # (tests/test_slurm.py checks that a site profile's slurm_account reaches every job).
+  sacctmgr -i add account "$SITE_ACCOUNT" Cluster=tflc Description=site Organization=tests >/dev/null 2>&1 || true
+  sacctmgr -i add user root Account="$SITE_ACCOUNT" >/dev/null 2>&1 || true
   slurmd -f "$SLURM_CONF"
   wait_for 30 "an idle node" sh -c "sinfo -h -N -o %t | grep -qE '^(idle|mix)'"
   log "cluster up: $(sinfo -h -o '%P %a %D %t %G' | tr '\n' ';')"
