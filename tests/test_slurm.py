@@ -303,8 +303,9 @@ SITE_RUNS = {"datasets": DIGITS, "experiments": {
     # About 1 s per epoch on the test machine: time to scancel it mid-training.
     "digits_stop": {"dataset": "digits", "model": {"name": "mlp", "hidden_units": [512, 512]},
                     "train": {"epochs": 12, "batch_size": 8, "optimizer": {"name": "adam", "learning_rate": 0.0003}}},
-    # Three valid 3x3 convolutions do not fit 8x8 digits: Keras fails while building the model, every time.
-    "digits_misfit": {"dataset": "digits", "model": {"name": "cnn", "filters": [16, 32, 64]}, "train": {"epochs": 2}},
+    # A table model on images: the train job fails on its shards every time. (A CNN too deep for 8x8 digits
+    # would be refused before any job: workflow/config.py knows that dataset's image size.)
+    "digits_misfit": {"dataset": "digits", "model": {"name": "linear"}, "train": {"epochs": 2}},
 }}  # fmt: skip
 
 
@@ -383,7 +384,7 @@ def test_a_deterministic_error_is_not_resubmitted(site_repo):
     output, _ = process.communicate(timeout=600)
 
     assert process.returncode != 0, output[-3000:]
-    assert "is not resubmitted" in output and "Computed output size would be zero or negative" in output, output
+    assert "is not resubmitted" in output and "model.name linear: takes a table" in output, output
     assert "results/logs/train/digits_misfit/seed0.log" in output
     trains = [row for row in wait_for_sacct(since, 1) if row["Comment"].startswith("rule_train")]
     assert [row["State"].split()[0] for row in trains] == ["FAILED"], trains
