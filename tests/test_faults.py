@@ -5,6 +5,7 @@ nothing already produced may be lost. Each fault is recorded for docs/reliabilit
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import re
@@ -49,6 +50,8 @@ def one_run_config(folder: pathlib.Path) -> str:
     config = yaml.safe_load((folder / "configs/default.yaml").read_text())
     config["experiments"] = {"digits_mlp": {**config["experiments"]["digits_mlp"]}}
     config["experiments"]["digits_mlp"]["train"] = {**config["experiments"]["digits_mlp"].get("train", {}), "epochs": 2}
+    # Not the default, so a train.json shows that the job read its runtime from the config (not from params).
+    config["experiments"]["digits_mlp"]["runtime"] = {"steps_per_execution": 8}
     (folder / "one.yaml").write_text(yaml.safe_dump(config))
     return "one.yaml"
 
@@ -115,6 +118,7 @@ def test_a_damaged_shard_fails_training_by_name_and_makes_no_model(folder, relia
     """A flipped byte in a finished run's shard: the forced train job names the shard and leaves no model."""
     config = one_run_config(folder)
     assert snakemake(folder, "--cores", "2", "--configfile", config, "--replace-workflow-config").returncode == 0
+    assert json.loads((folder / RUN / "train.json").read_text())["steps_per_execution"] == 8
     shard = sorted((folder / "results/datasets/digits/shards").glob("train-*.tfrecord"))[0]
     original = shard.read_bytes()
     damaged = bytearray(original)

@@ -21,8 +21,8 @@ import jsonschema
 import yaml
 
 from workflow import conversions, hub
-from workflow.gate import NEXT_TO_THE_MODEL
-from workflow.plainyaml import ConfigError, check_plain, load_plain_yaml, shown
+from workflow.gate import model_name_problem
+from workflow.plainyaml import ConfigError, check_plain, has_line_break, load_plain_yaml, shown
 from workflow.savedmodel import check_saved_model
 
 __all__ = ["ConfigError", "load_config", "load_yaml", "check_config_files"]
@@ -102,23 +102,21 @@ def typed_overrides(config: dict[str, Any], command_line: dict[str, Any], schema
     """
     for name, value in command_line.items():
         if name in config:
-            config[name] = _typed(config[name], value, schema["properties"].get(name, {}), schema, [name], config)
+            config[name] = _typed(config[name], value, schema["properties"].get(name, {}), schema, [name])
 
 
-def _typed(current: Any, given: Any, schema: dict[str, Any], root: dict[str, Any], path: list[str], config: Any) -> Any:
+def _typed(current: Any, given: Any, schema: dict[str, Any], root: dict[str, Any], path: list[str]) -> Any:
     schema = _resolve(schema, root)
     if isinstance(given, dict) and isinstance(current, dict):
         if path[0] == "experiments" and len(path) == 3 and path[2] == "model":
             schema = {**schema, **root["$defs"].get(f"model_{current.get('name')}", {})}
-        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
         for key, value in given.items():
-            sub = properties.get(key, extra if isinstance(extra, dict) else {})
             if key in current:
-                current[key] = _typed(current[key], value, sub, root, [*path, key], config)
+                current[key] = _typed(current[key], value, _sub_schema(schema, key) or {}, root, [*path, key])
         return current
     if isinstance(given, list) and given == current:
-        items = schema.get("items", {}) if isinstance(schema.get("items"), dict) else {}
-        return [_typed(item, item, items, root, [*path, str(index)], config) for index, item in enumerate(given)]
+        items = _sub_schema(schema, None) or {}
+        return [_typed(item, item, items, root, [*path, str(index)]) for index, item in enumerate(given)]
     if isinstance(given, str) and given == current and not _allows_text(schema, root):
         try:
             return yaml.safe_load(given)
@@ -130,8 +128,7 @@ def _typed(current: Any, given: Any, schema: dict[str, Any], root: dict[str, Any
 def _allows_text(schema: dict[str, Any], root: dict[str, Any]) -> bool:
     """Whether a value at this schema may be a string (a type string, or an enum/const of strings)."""
     schema = _resolve(schema, root)
-    types = schema.get("type", [])
-    types = [types] if isinstance(types, str) else types
+    types = _types(schema)
     if "string" in types or any(isinstance(item, str) for item in schema.get("enum", [])):
         return True
     if isinstance(schema.get("const"), str):
@@ -185,28 +182,37 @@ def check_exact(instance: Any, schema: dict[str, Any], root: dict[str, Any], whe
     the schema marks it `x-multiline` (free text), so every pattern matches the whole value.
     """
     schema = _resolve(schema, root)
-    types = schema.get("type", [])
-    types = [types] if isinstance(types, str) else types
+    types = _types(schema)
     if isinstance(instance, float) and "integer" in types and "number" not in types:
         raise ConfigError(f"{where}: {instance!r} is not a whole number; write it without a decimal point")
-    if isinstance(instance, str) and not schema.get("x-multiline") and _has_line_break(instance):
+    if isinstance(instance, str) and not schema.get("x-multiline") and has_line_break(instance):
         raise ConfigError(f"{where}: {shown(instance)} holds a line break; the value must be one line")
     for branch in (*schema.get("oneOf", ()), *schema.get("anyOf", ()), *schema.get("allOf", ())):
         check_exact(instance, branch, root, where)
     if isinstance(instance, dict):
-        properties, extra = schema.get("properties", {}), schema.get("additionalProperties")
         for key, value in instance.items():
-            sub = properties.get(key, extra if isinstance(extra, dict) else None)
+            sub = _sub_schema(schema, key)
             if sub is not None:
                 check_exact(value, sub, root, f"{where}.{key}")
-    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+    elif isinstance(instance, list) and _sub_schema(schema, None) is not None:
         for index, value in enumerate(instance):
             check_exact(value, schema["items"], root, f"{where}[{index}]")
 
 
-def _has_line_break(text: str) -> bool:
-    """A line break of any kind Python knows (\n, \r, \x85, \u2028, ...), a trailing one included."""
-    return len(f"{text}x".splitlines()) > 1
+def _types(schema: dict[str, Any]) -> list[str]:
+    """A schema's `type` as a list (it may be one name or several)."""
+    types = schema.get("type", [])
+    return [types] if isinstance(types, str) else types
+
+
+def _sub_schema(schema: dict[str, Any], key: str | None) -> dict[str, Any] | None:
+    """The schema of a mapping's `key` (its property, else additionalProperties), or of a list's items for
+    key None; None where the schema says nothing. The walks beside validation (check_exact, _typed) use it."""
+    if key is None:
+        items = schema.get("items")
+        return items if isinstance(items, dict) else None
+    extra = schema.get("additionalProperties")
+    return schema.get("properties", {}).get(key, extra if isinstance(extra, dict) else None)
 
 
 @functools.lru_cache(maxsize=32)
@@ -341,12 +347,9 @@ def _check_deploy(name: str, experiment: dict[str, Any]) -> None:
     seed = experiment["deploy"]["seed"]
     if seed is not None and seed not in experiment["seeds"]:
         raise ConfigError(f"experiments.{name}.deploy.seed: {seed} is not one of seeds {experiment['seeds']}")
-    model_name = experiment["deploy"]["model_name"] or name
-    if model_name.lower() in NEXT_TO_THE_MODEL:
-        raise ConfigError(
-            f"experiments.{name}.deploy.model_name: {model_name!r} is taken by the published layout "
-            f"(results/deploy/{name}/ also holds {', '.join(NEXT_TO_THE_MODEL)}); choose another name"
-        )
+    problem = model_name_problem(experiment["deploy"]["model_name"] or name)
+    if problem:
+        raise ConfigError(f"experiments.{name}.deploy.model_name: {problem}")
 
 
 # Image sizes of datasets known before they are prepared, so that a CNN too deep for them is refused
@@ -452,7 +455,8 @@ def _check_moved_keys(config: dict[str, Any]) -> None:
     """Say where a key of an older config went, instead of only "unexpected key"."""
     for name, experiment in (config.get("experiments") or {}).items():
         train = experiment.get("train") if isinstance(experiment, dict) else None
-        for key in sorted(set(train or {}) & set(MOVED_FROM_TRAIN)) if isinstance(train, dict) else ():
+        moved = sorted(set(train) & set(MOVED_FROM_TRAIN)) if isinstance(train, dict) else []
+        for key in moved:
             raise ConfigError(
                 f"experiments.{name}.train.{key}: moved to experiments.{name}.{MOVED_FROM_TRAIN[key]} (how and "
                 "where training runs, not what it computes: changing it reruns nothing)"
@@ -558,7 +562,7 @@ def train_resources(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     wanted, train = exp["resources"]["train"], exp["train"]
     workers = train["workers"]
     return {
-        # None drops a resource: the profile's default partition applies, and a dry run shows no empty value.
+        # None drops the resource (no empty `slurm_partition=` in a dry run): Slurm's default partition.
         "slurm_partition": wanted["partition"],
         "gpu": wanted["gpus"],
         "gpu_model": wanted["gpu_model"] if wanted["gpus"] else None,

@@ -125,6 +125,19 @@ def gate(
     return verdict
 
 
+def model_name_problem(model_name: str) -> str | None:
+    """Why `model_name` cannot be the TF Serving folder under results/deploy/<experiment>/, or None.
+
+    The config refuses it at DAG build (the schema's pattern keeps out '/', '.' and '..' already);
+    publish checks again, since it is also called directly.
+    """
+    if pathlib.PurePath(model_name).name != model_name or model_name in (".", ".."):
+        return f"{model_name!r} would leave the published folder"
+    if model_name.lower() in NEXT_TO_THE_MODEL:
+        return f"{model_name!r} is taken by the published layout (it also holds {', '.join(NEXT_TO_THE_MODEL)})"
+    return None
+
+
 def publish(
     *,
     verdict_path: str,
@@ -137,8 +150,9 @@ def publish(
     run: str,
 ) -> dict[str, Any]:
     """Copy a blessed (or overridden) run into the TF Serving layout under `output_dir`, atomically."""
-    if pathlib.PurePath(model_name).name != model_name or model_name.lower() in (".", "..", *NEXT_TO_THE_MODEL):
-        raise ValueError(f"deploy.model_name: {model_name!r} would leave or collide with the published layout")
+    problem = model_name_problem(model_name)
+    if problem:
+        raise ValueError(f"deploy.model_name: {problem}")
     verdict = read_json(verdict_path)
     record: dict[str, Any] = {"run": run, "published": verdict["publish"], "verdict": verdict, "files": []}
     with atomic_path(output_dir) as temporary:

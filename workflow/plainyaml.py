@@ -134,7 +134,7 @@ def _check(value: Any, where: str, depth: int, budget: list[int]) -> None:
             if not isinstance(key, str):
                 raise ConfigError(_key_problem(where, key))
             _check_text(key, f"{where}: the key {shown(key)}")
-            if len(key.splitlines()) > 1 or key.endswith(("\n", "\r")):
+            if has_line_break(key):
                 raise ConfigError(f"{where}: the key {shown(key)} holds a line break")
             _check(item, f"{where}.{key}" if where != "config" else key, depth + 1, budget)
     elif isinstance(value, list):
@@ -144,6 +144,11 @@ def _check(value: Any, where: str, depth: int, budget: list[int]) -> None:
         raise ConfigError(f"{where}: {value!r} is not a finite number")
     elif isinstance(value, str):
         _check_text(value, f"{where}: {shown(value)}")
+
+
+def has_line_break(text: str) -> bool:
+    """A line break of any kind Python knows (\n, \r, \x85, \u2028, ...), a trailing one included."""
+    return len(f"{text}x".splitlines()) > 1
 
 
 def _check_text(text: str, what: str) -> None:
