@@ -15,7 +15,13 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
 from workflow.config import check_config_files, load_config
-from workflow.logs import why_the_run_stopped
+from workflow.logs import record_interrupts, why_the_run_stopped
+from workflow.slurm_jobs import explain_account_guess
+
+# The head process's messages: a Ctrl-C is reported as an interruption, not a failure (`onerror`
+# below), and the Slurm plugin's broken account guess is replaced by what it means.
+record_interrupts()
+explain_account_guess()
 
 
 # A --configfile is the whole config; the embedded default applies only when none is given (so

@@ -97,6 +97,12 @@ def test_every_job_but_the_localrules_is_a_slurm_job(slurm_run):
     assert groups[1].startswith("rule_after_training_digits_mlp_seed0")
 
 
+def test_a_run_without_an_account_says_so_instead_of_the_plugins_failed_guess(slurm_run):
+    output = slurm_run["output"]
+    assert "invalid option" not in output and "trying to guess" not in output, output[-3000:]
+    assert "No slurm_account is set: jobs are submitted without -A" in output, output[-3000:]
+
+
 def test_grouped_steps_ask_for_one_step_not_their_sum(slurm_run):
     """The 7 steps of a run's group run in series in one allocation: 1 CPU and 4000 MB, not 7 of each."""
     rows = [row for row in wait_for_sacct(slurm_run["since"], 6) if "after_training" in row["Comment"]]
@@ -192,7 +198,8 @@ def test_failed_job_is_reported_and_leaves_nothing(slurm_run, reliability):
 
 
 def test_interrupting_snakemake_cancels_its_jobs(cluster, tmp_path):
-    """SIGINT to the head snakemake scancels the running train job; nothing stays in squeue."""
+    """SIGINT to the head snakemake scancels the running train job; nothing stays in squeue; the run says
+    it was interrupted (not only Snakemake's "At least one job did not complete successfully")."""
     folder = copy_repository(tmp_path / "repo")
     config = {
         "datasets": DIGITS,
@@ -205,10 +212,11 @@ def test_interrupting_snakemake_cancels_its_jobs(cluster, tmp_path):
         "PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}",
     }
     since = now()
+    log = (tmp_path / "snakemake.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "results/runs/digits_long/seed0/metrics.json", "--profile", "slurm",
          *FAST_POLL, "--configfile", "long.yaml"],
-        cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background start ignores SIGINT
     )  # fmt: skip
     try:
@@ -223,6 +231,9 @@ def test_interrupting_snakemake_cancels_its_jobs(cluster, tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+        log.close()
+    output = (tmp_path / "snakemake.log").read_text()
+    assert "snakemake was interrupted (Ctrl-C)" in output and "no job had failed" in output, output[-3000:]
 
     deadline = time.monotonic() + 60
     while slurm_command("squeue", "-h", "-o", "%i").strip() and time.monotonic() < deadline:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 # Before TensorFlow is imported: hide its C++ INFO lines; warnings and errors still reach the log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
@@ -50,16 +52,47 @@ def _report_failures_to(snakemake_stderr: int, log_path: str) -> None:
     sys.excepthook = hook
 
 
+_interrupted = False
+
+
+def _on_interrupt(signum: int, frame: object) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def record_interrupts() -> None:
+    """Remember a Ctrl-C (SIGINT) of the head snakemake, for `why_the_run_stopped`.
+
+    Snakemake catches the KeyboardInterrupt, cancels its jobs and keeps no trace of why. The handler
+    raises the same KeyboardInterrupt as Python's own; a SIGINT that was ignored (a background
+    start) stays ignored.
+    """
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ):
+        signal.signal(signal.SIGINT, _on_interrupt)
+
+
 def why_the_run_stopped(scheduler: object) -> str | None:
-    """For Snakemake's `onerror`: say so when the run stopped on SIGTERM with no job failed.
+    """For Snakemake's `onerror`: say so when the run was stopped (SIGTERM, Ctrl-C) rather than failed.
 
     Snakemake then ends with "At least one job did not complete successfully", which reads like a
     failure. It keeps the stop request and the failed jobs on its scheduler (`_user_kill`, `_errors`,
     private names of Snakemake 9); read defensively, they only decide the wording.
     """
+    failed = bool(getattr(scheduler, "_errors", False))
+    if _interrupted:
+        then = "some jobs had also failed: see the errors above" if failed else "no job had failed"
+        return (
+            f"snakemake was interrupted (Ctrl-C): it cancelled the jobs it was running; {then}. "
+            "Run the same command again to go on from there (a finished step is not redone). "
+            "On Slurm, a second Ctrl-C can stop the cancellation: `make slurm-cancel` cancels what is left."
+        )
     if getattr(scheduler, "_user_kill", None) != "graceful":
         return None
-    if getattr(scheduler, "_errors", False):
+    if failed:
         return "snakemake was asked to stop (SIGTERM) and some jobs had also failed: see the errors above"
     return (
         "snakemake was asked to stop (SIGTERM): it let the running jobs finish and started no new ones; "

@@ -8,7 +8,8 @@ Snakemake's log) and puts the rule and wildcards into the job's comment. This mo
 - cancels what a run left queued or running (an interrupted cancellation, a killed head
   process): `python -m workflow.slurm_jobs cancel [RUN_ID]` (`make slurm-cancel`);
 - decides, in the Snakemake head process, whether a failed train job is worth resubmitting:
-  `retry_guard`, wired to the train rule by slurm/config.yaml's `set-resources`.
+  `retry_guard`, wired to the train rule by slurm/config.yaml's `set-resources`;
+- replaces the plugin's failed account guess with what actually happens (`explain_account_guess`).
 
 RUN_ID defaults to the latest run's, read from .snakemake/log/.
 """
@@ -16,6 +17,7 @@ RUN_ID defaults to the latest run's, read from .snakemake/log/.
 from __future__ import annotations
 
 import argparse
+import logging
 import pathlib
 import re
 import subprocess
@@ -30,6 +32,42 @@ TAIL = 15  # lines of a failed job's log shown by `list`
 # What a train log ends with when the trainer stopped on SIGTERM (time limit, preemption, scancel):
 # it saved a checkpoint, and a resubmission resumes from it (workflow/checkpoint.py, workflow/train.py).
 STOPPED_ON_SIGNAL = ("TrainingInterruptedError", "stopped by SIGTERM", "SIGTERM: saving a checkpoint")
+
+
+# snakemake-executor-plugin-slurm 2.8, with no `slurm_account`, guesses one by running
+# `sacct -nu USER -o Account%256 | tail -1` without a shell: sacct gets `| tail -1` as arguments and
+# fails ("sacct: invalid option -- '1'"), on every run of every cluster. Its `--slurm-no-account`
+# flag is read nowhere. The jobs then go without `-A`, which is sbatch's own default.
+ACCOUNT_GUESS = (
+    "No SLURM account given, trying to guess.",
+    "No account was given, not able to get a SLURM account via sacct",
+)
+ACCOUNT_GUESS_FAILED = "Unable to guess SLURM account. Trying to proceed without."
+NO_ACCOUNT = (
+    "No slurm_account is set: jobs are submitted without -A, so Slurm charges your default account. "
+    'To choose one, set default-resources: slurm_account in a site profile (docs/cluster.md, "Site settings").'
+)
+
+
+class _AccountGuessFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith(ACCOUNT_GUESS):
+            return False
+        if message == ACCOUNT_GUESS_FAILED:
+            record.msg, record.args = NO_ACCOUNT, ()
+        return True
+
+
+def explain_account_guess() -> None:
+    """Drop the plugin's broken account guess from Snakemake's log and say what happens instead.
+
+    The plugin logs through Snakemake's logger (`snakemake.logging`); a guess that works
+    ("Guessed SLURM account: ...") is still shown.
+    """
+    logger = logging.getLogger("snakemake.logging")
+    if not any(isinstance(existing, _AccountGuessFilter) for existing in logger.filters):
+        logger.addFilter(_AccountGuessFilter())
 
 
 class NotRetriedError(Exception):
