@@ -12,6 +12,8 @@ rule download:
         f"{RESULTS}/datasets/{{dataset}}/prepared.json",
     params:
         code=code("workflow.datasets"),
+        # The user's own tfds builder (datasets.<key>.code) and what it imports.
+        user_code=lambda wildcards: cfg.dataset_code(CONFIG, wildcards.dataset),
         dataset=lambda wildcards: cfg.download_params(CONFIG, wildcards.dataset),
         data_dir=lambda wildcards: f"{RESULTS}/datasets/{wildcards.dataset}/tfds",
     conda:

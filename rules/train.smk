@@ -35,6 +35,8 @@ rule train:
         tensorboard=directory(f"{RUN}/tensorboard"),
     params:
         code=code("workflow.launch", "workflow.train"),
+        # The user's own model builder and augmentation (model.code, train.augment.code) and what they import.
+        user_code=lambda wildcards: cfg.train_code(CONFIG, wildcards.exp),
         config=lambda wildcards: cfg.train_params(CONFIG, wildcards.exp),
         checkpoints=f"{RESULTS}/checkpoints/{{exp}}/seed{{seed}}",
     threads: 2

@@ -12,5 +12,6 @@ prepare(
     data_dir=snakemake.params.data_dir,
     manifest=snakemake.output[0],
     csv=snakemake.params.dataset["csv"],
+    code=snakemake.params.dataset["code"],
     dataset=snakemake.wildcards.dataset,
 )

@@ -125,7 +125,7 @@ def require_mnist() -> pathlib.Path:
     return SHARED_MNIST
 
 
-COPIED = ("Snakefile", "rules", "scripts", "workflow", "configs", "envs", "docs", "slurm")
+COPIED = ("Snakefile", "rules", "scripts", "workflow", "configs", "envs", "docs", "slurm", "examples")
 
 
 def copy_repository(folder: pathlib.Path) -> pathlib.Path:

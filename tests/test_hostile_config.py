@@ -85,6 +85,13 @@ def test_python_tags_are_refused_naming_the_tag_and_line(folder, tagged, tag):
 
 # 2. Every pattern matches the whole value; no value holds a line break where one could do harm.
 
+BUILD = {"function": "build_tiny_mobilenet"}
+
+
+def own_model(code: dict) -> dict:
+    return with_change("experiments.exp.model", {"name": "mine", "code": code})
+
+
 PATTERNED = {  # every `pattern` of configs/schema.yaml: where it applies, and a value it accepts
     "experiment name": (lambda v: {**MINIMAL, "experiments": {v: MINIMAL["experiments"]["exp"]}}, "exp2"),
     "dataset key": (
@@ -99,7 +106,11 @@ PATTERNED = {  # every `pattern` of configs/schema.yaml: where it applies, and a
     "deploy.model_name": (lambda v: with_change("experiments.exp.deploy", {"model_name": v}), "digits"),
     "gpu_model": (lambda v: with_change("experiments.exp.resources", {"train": {"gpus": 1, "gpu_model": v}}), "a100"),
     "partition": (lambda v: with_change("experiments.exp.resources", {"train": {"partition": v}}), "gpu"),
-}
+    "model.code.file": (lambda v: own_model({"file": v, **BUILD}), "examples/shapes/model.py"),
+    "model.code.module": (lambda v: own_model({"module": v, **BUILD}), "examples.shapes.model"),
+    "model.code.function": (lambda v: own_model({"file": "examples/shapes/model.py", "function": v}),
+                            "build_tiny_mobilenet"),
+}  # fmt: skip
 
 
 def schema_patterns(node: object) -> list[str]:
@@ -115,7 +126,7 @@ def schema_patterns(node: object) -> list[str]:
 
 def test_the_table_covers_every_pattern_of_the_schema():
     """A new pattern in the schema must join PATTERNED, so the next test checks it."""
-    # $defs/safe_name is the one pattern of both experiment names and dataset keys.
+    # $defs/safe_name is the one pattern of both experiment names and dataset keys (and model names).
     assert len(set(schema_patterns(cfg.load_schema()))) == len(PATTERNED) - 1
 
 

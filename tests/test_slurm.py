@@ -426,3 +426,21 @@ def test_cancel_command_cancels_what_a_run_left(site_repo):
         assert not set(ours) & set(left) and other in left
     finally:
         subprocess.run(["scancel", *ours, other], check=False)
+
+
+def test_a_users_own_model_and_dataset_train_and_evaluate_as_slurm_jobs(cluster, tmp_path):
+    """examples/shapes/ through the profile: its tfds builder (download, a localrule) and its model and
+    augmentation (the train job), and its custom layers loaded by the evaluate job, imported on the node
+    from the shared file system (docs/your-own-code.md)."""
+    folder = copy_repository(tmp_path / "repo")
+    since = now()
+    target = "results/runs/shapes_mobilenet/seed0/metrics.json"
+    result = snakemake(folder, target, "--profile", "slurm", *FAST_POLL, "--configfile", "examples/shapes/config.yaml",
+                       timeout=900, slurm=True)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    comments = [row["Comment"] for row in wait_for_sacct(since, 3)]
+    assert any(c.startswith("rule_tfrecord") for c in comments), comments
+    assert any(c.startswith("rule_train") for c in comments), comments
+    assert any("after_training" in c for c in comments), comments  # evaluate, in the group of small steps
+    metrics = json.loads((folder / target).read_text())
+    assert metrics["examples"] == 300 and metrics["accuracy"] >= 0.9, metrics

@@ -111,7 +111,7 @@ def test_a_model_for_other_data_is_refused_by_name(model, features, message):
     from workflow.train import check_model_fits_data
 
     with pytest.raises(ValueError, match=re.escape(message)):
-        check_model_fits_data(model, {"features": features}, "shards/")
+        check_model_fits_data({"name": model}, {"features": features}, "shards/")
 
 
 def test_the_star_stands_for_every_column_not_listed():

@@ -20,7 +20,7 @@ import fastjsonschema
 import jsonschema
 import yaml
 
-from workflow import conversions, hub
+from workflow import catalog, conversions, hub, usercode
 from workflow.gate import model_name_problem
 from workflow.plainyaml import ConfigError, check_plain, has_line_break, load_plain_yaml, shown
 from workflow.savedmodel import check_saved_model
@@ -72,10 +72,8 @@ def load_config(
     validators: dict[tuple[str, int], Any] = {}
     _validate(config, schema, schema, "", validators, compiled)
     for name, experiment in config["experiments"].items():
-        model_schema = schema["$defs"][f"model_{experiment['model']['name']}"]
-        init_from = experiment["model"].pop("init_from", None)  # validated with the whole config above
-        _validate(experiment["model"], model_schema, schema, f"experiments.{name}.model", validators, compiled)
-        experiment["model"]["init_from"] = init_from
+        _check_model(name, experiment["model"], schema, validators, compiled)
+        _check_augmentation(name, experiment["train"]["augment"])
         if experiment["dataset"] not in config["datasets"]:
             known = ", ".join(sorted(config["datasets"]))
             raise ConfigError(
@@ -89,6 +87,49 @@ def load_config(
     for key, entry in config["datasets"].items():
         _check_dataset(key, entry)
     return config
+
+
+def _check_model(
+    name: str, model: dict[str, Any], schema: dict[str, Any], validators: dict[tuple[str, int], Any], compiled: bool
+) -> None:
+    """A built-in model's options against `$defs/model_<name>`; a model of the user's own against their function."""
+    where = f"experiments.{name}.model"
+    if model.get("code"):
+        if model["name"] in catalog.MODELS:
+            raise ConfigError(f"{where}.name: {model['name']} is a built-in model; give your own model another name")
+        options = {key: value for key, value in model.items() if key not in ("name", "code", "init_from")}
+        _check_code(model["code"], f"{where}.code", usercode.MODEL_BUILDER, options)
+        try:
+            usercode.declared_skips(model["code"])
+        except usercode.UserCodeError as error:
+            raise ConfigError(f"{where}.code: {error}") from None
+        return
+    if model["name"] not in catalog.MODELS:
+        known = ", ".join(catalog.MODELS)
+        raise ConfigError(
+            f"{where}.name: {model['name']!r} is not a built-in model (known: {known}); for a model of your "
+            f"own, name its builder with {where}.code (docs/your-own-code.md)"
+        )
+    init_from = model.pop("init_from", None)  # validated with the whole config
+    _validate(model, schema["$defs"][f"model_{model['name']}"], schema, where, validators, compiled)
+    model["init_from"] = init_from
+
+
+def _check_augmentation(name: str, augment: dict[str, Any]) -> None:
+    where = f"experiments.{name}.train.augment"
+    if augment.get("code"):
+        _check_code(augment["code"], f"{where}.code", usercode.AUGMENTATION, augment["options"])
+    elif augment["options"]:
+        raise ConfigError(f"{where}.options: options are for your own augmentation; add {where}.code or remove them")
+
+
+def _check_code(
+    ref: dict[str, Any], where: str, leading: tuple[str, ...] = (), options: dict[str, Any] | None = None
+) -> None:
+    try:
+        usercode.check(ref, where, leading, options)
+    except usercode.UserCodeError as error:
+        raise ConfigError(str(error)) from None
 
 
 def typed_overrides(config: dict[str, Any], command_line: dict[str, Any], schema: dict[str, Any]) -> None:
@@ -109,7 +150,7 @@ def _typed(current: Any, given: Any, schema: dict[str, Any], root: dict[str, Any
     schema = _resolve(schema, root)
     if isinstance(given, dict) and isinstance(current, dict):
         if path[0] == "experiments" and len(path) == 3 and path[2] == "model":
-            schema = {**schema, **root["$defs"].get(f"model_{current.get('name')}", {})}
+            schema = {**schema, **(_own_model_schema(current) or root["$defs"].get(f"model_{current.get('name')}", {}))}
         for key, value in given.items():
             if key in current:
                 current[key] = _typed(current[key], value, _sub_schema(schema, key) or {}, root, [*path, key])
@@ -123,6 +164,19 @@ def _typed(current: Any, given: Any, schema: dict[str, Any], root: dict[str, Any
         except yaml.YAMLError as error:
             raise ConfigError(f"--config {'.'.join(path)}: {shown(given)} is not a YAML value: {error}") from None
     return current
+
+
+def _own_model_schema(model: dict[str, Any]) -> dict[str, Any] | None:
+    """For `--config` typing: a model of the user's own takes text where its function's default is text."""
+    if not isinstance(model.get("code"), dict):
+        return None
+    try:
+        defaults = usercode.option_defaults(model["code"])
+    except usercode.UserCodeError:
+        return None  # load_config names the problem
+    not_text = {"type": ["number", "boolean", "array", "object", "null"]}
+    typed = {key: {"type": "string"} if isinstance(value, str) else not_text for key, value in defaults.items()}
+    return {"properties": typed}
 
 
 def _allows_text(schema: dict[str, Any], root: dict[str, Any]) -> bool:
@@ -385,6 +439,8 @@ def _check_dataset(key: str, entry: dict[str, Any]) -> None:
     """A CSV that is a file; a manual_dir only where the builder reads raw files from one."""
     where = f"datasets.{key}"
     builder = (entry.get("tfds_name") or "").split(":")[0]
+    if entry.get("code"):
+        _check_code(entry["code"], f"{where}.code")
     if entry["manual_dir"] is not None:
         if entry.get("csv"):
             raise ConfigError(f"{where}.manual_dir: a CSV dataset reads only csv.path; remove manual_dir")
@@ -519,7 +575,24 @@ def dataset_names(config: dict[str, Any]) -> list[str]:
 def download_params(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     """What the download step uses: the tfds name and where raw files may already lie, or the CSV file."""
     entry = config["datasets"][dataset]
-    return {"tfds_name": entry.get("tfds_name"), "manual_dir": entry["manual_dir"], "csv": entry.get("csv")}
+    return {
+        "tfds_name": entry.get("tfds_name"),
+        "manual_dir": entry["manual_dir"],
+        "csv": entry.get("csv"),
+        "code": entry.get("code"),
+    }
+
+
+def dataset_code(config: dict[str, Any], dataset: str) -> str:
+    """Digest of the user's dataset builder and the files it imports from its folder ("" for none): a
+    param of the download step, so that editing them reruns it and what follows."""
+    return usercode.digest(config["datasets"][dataset].get("code"))
+
+
+def train_code(config: dict[str, Any], experiment: str) -> str:
+    """Digest of the user's model builder and augmentation, with the files they import ("" for none)."""
+    exp = config["experiments"][experiment]
+    return usercode.digest(exp["model"].get("code"), exp["train"]["augment"].get("code"))
 
 
 def csv_file(config: dict[str, Any], dataset: str) -> list[str]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-TABLE_MODELS = ("linear", "wide_and_deep")
-FOREST_MODELS = ("gradient_boosted_trees", "random_forest")
+from workflow import usercode
+from workflow.catalog import family
+
 NUMERIC_TYPES = ("float", "float_normalized")
 DEFAULT_TYPE = {"float32": "float_normalized", "int64": "integer_categorical", "string": "string_categorical"}
 
@@ -61,14 +62,16 @@ def feature_types(model: dict[str, Any]) -> dict[str, str]:
 
 def skipped_conversions(model: dict[str, Any], allow_flex: bool, tfjs_wanted: bool) -> dict[str, str]:
     """Format ("tflite", "tflite:<variant>", "tfjs") -> why this model is not converted to it; {} when all are."""
-    if model["name"] in FOREST_MODELS:
+    if model.get("code"):  # the user's builder says what its layers cannot take (usercode.declared_skips)
+        return usercode.declared_skips(model["code"])
+    if family(model) == "forest":
         why = (
             "quantization does not fit a tree evaluator: it would round the thresholds the trees compare with, and the "
             "leaves' sentinel threshold (+inf) has no int8 scale (the converter fails: 'scale out of expressed type "
             "range'); the float32 and float16 variants convert"
         )
         return {"tflite:dynamic_range": why, "tflite:int8": why, "tflite:integer_only": why}
-    if model["name"] not in TABLE_MODELS:
+    if family(model) != "table":
         return {}
     types = feature_types(model)
     skipped = {}

@@ -7,6 +7,8 @@ served model takes raw uint8 images.
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 import pathlib
 import zipfile
@@ -16,6 +18,8 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+
+from workflow import catalog, usercode
 
 
 def build_mlp(
@@ -192,14 +196,6 @@ def _classifier(x: Any, num_classes: int) -> Any:
     return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
 
 
-REGISTRY: dict[str, Callable[..., keras.Model]] = {
-    "mlp": build_mlp,
-    "cnn": build_cnn,
-    "lenet5": build_lenet5,
-    "resnet": build_resnet,
-}
-
-
 class DamagedModelError(ValueError):
     """A model file that exists but does not read as a whole .keras archive."""
 
@@ -214,6 +210,11 @@ def load_trained_model(path: str | os.PathLike[str]) -> keras.Model:
     from workflow import forests  # noqa: F401  (registers DecisionForest with Keras)
 
     file = pathlib.Path(path)
+    # A model built by the user's code (train.json beside it names it) needs their layers registered.
+    info = file.with_name("train.json")
+    code = json.loads(info.read_text()).get("model_code") if info.is_file() else None
+    if code:
+        usercode.load(code)
     if file.is_file() and not zipfile.is_zipfile(file):  # a .keras file is a zip, whose directory is at its end
         raise _damaged(file, "it is not a zip archive, as a .keras file is (its end is missing)")
     try:
@@ -229,10 +230,34 @@ def _damaged(file: pathlib.Path, reason: str) -> DamagedModelError:
     )
 
 
+def image_builder(options: dict[str, Any]) -> Callable[..., keras.Model]:
+    """The builder of an image model: the user's function (`code`) or the catalog entry's, one way for both."""
+    if options.get("code"):
+        return usercode.load(options["code"])
+    entry = catalog.MODELS.get(options.get("name", ""))
+    if entry is None or entry.family != "image":
+        known = ", ".join(catalog.IMAGE_MODELS)
+        raise ValueError(
+            f"model.name: {options.get('name')!r} is not an image model; known: {known}, or your own (model.code)"
+        )
+    return getattr(importlib.import_module(entry.module), entry.function)
+
+
 def build_model(options: dict[str, Any], input_shape: Sequence[int], num_classes: int) -> keras.Model:
-    """Build the model named by `options["name"]` with the rest of `options` as its arguments."""
-    kwargs = {key: value for key, value in options.items() if key not in ("name", "init_from")}
-    name = options.get("name")
-    if name not in REGISTRY:
-        raise ValueError(f"model.name: unknown model {name!r}; known: {', '.join(REGISTRY)}")
-    return REGISTRY[name](input_shape, num_classes, **kwargs)
+    """Build the image model of `options` (an experiment's `model` section) with its other keys as options."""
+    kwargs = {key: value for key, value in options.items() if key not in MODEL_KEYS}
+    model = image_builder(options)(tuple(input_shape), num_classes, **kwargs)
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model {options.get('name')}: its builder returned {type(model).__name__}, not a keras.Model")
+    wanted = num_classes or 1  # None: a regression, one number
+    if len(model.outputs) != 1 or model.outputs[0].shape[-1] != wanted:
+        shapes = ", ".join(str(tuple(output.shape)) for output in model.outputs)
+        raise ValueError(
+            f"model {options.get('name')}: its builder must return one output of {wanted} values per example "
+            f"(class probabilities, or one number for a regression), not {shapes}"
+        )
+    return model
+
+
+# Keys of a `model` section that are not options of its builder.
+MODEL_KEYS = ("name", "init_from", "code")

@@ -12,11 +12,13 @@ arrays: a few ops per batch instead of per-example interleave and shuffle work, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from workflow import usercode
 from workflow.augment import augment_batch
 from workflow.features import DTYPES, is_table, scale_images
 from workflow.shards import read_spec, shard_paths
@@ -114,14 +116,32 @@ def make_in_memory_dataset(
     return finish_batches(tf.data.Dataset.zip(batches, whole).map(gather, num_parallel_calls=AUTOTUNE), seed, augment)
 
 
+def augmentations(augment: dict[str, Any] | None) -> list[tuple[Callable[..., tf.Tensor], dict[str, Any]]]:
+    """(function, options) of each configured augmentation, in order: the built-in shifts and flips, then the
+    user's own function (`train.augment.code`, called as function(images, seed, **options))."""
+    augment = augment or {}
+    steps: list[tuple[Callable[..., tf.Tensor], dict[str, Any]]] = []
+    if augment.get("pad_crop") or augment.get("horizontal_flip"):
+        steps.append((augment_batch, {key: augment.get(key) for key in ("pad_crop", "horizontal_flip")}))
+    if augment.get("code"):
+        steps.append((usercode.load(augment["code"]), dict(augment.get("options") or {})))
+    return steps
+
+
 def finish_batches(dataset: tf.data.Dataset, seed: int, augment: dict[str, Any] | None) -> tf.data.Dataset:
     """Seeded augmentation of (images, labels) batches, if configured, then prefetch."""
-    if augment and (augment["pad_crop"] or augment["horizontal_flip"]):
+    steps = augmentations(augment)
+    if steps:
+
+        def apply(batch: tuple[tf.Tensor, tf.Tensor], batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            images = batch[0]
+            for index, (function, options) in enumerate(steps):
+                # Each step its own stateless seed; the first keeps the batch's, as before there were several.
+                images = function(images, batch_seed + tf.constant([0, 1000], batch_seed.dtype) * index, **options)
+            return images, batch[1]
+
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            lambda batch, batch_seed: (augment_batch(batch[0], batch_seed, **augment), batch[1]),
-            num_parallel_calls=AUTOTUNE,
-        )
+        dataset = tf.data.Dataset.zip(dataset, seeds).map(apply, num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
 
 

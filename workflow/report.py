@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflow.atomic import atomic_path, read_json, write_text
-from workflow.conversions import FOREST_MODELS
+from workflow.catalog import FOREST_MODELS
 from workflow.targets import verdict
 
 NOT_APPLICABLE = "—"  # the SavedModel row's comparisons with itself, a skipped format's measurements

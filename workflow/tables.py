@@ -36,7 +36,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from workflow.conversions import DEFAULT_TYPE, NUMERIC_TYPES, TABLE_MODELS
+from workflow.catalog import TABLE_MODELS
+from workflow.conversions import DEFAULT_TYPE, NUMERIC_TYPES
 
 FeatureSpace = keras.utils.FeatureSpace
 

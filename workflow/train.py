@@ -26,9 +26,9 @@ import tensorflow as tf
 
 from workflow import distribute, finetune, forests, runtime
 from workflow.atomic import atomic_path, read_json, write_json
+from workflow.catalog import FOREST_MODELS, TABLE_MODELS, family
 from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard, TrainingInterruptedError
 from workflow.config import config_hash
-from workflow.conversions import FOREST_MODELS, TABLE_MODELS
 from workflow.features import is_regression, is_table
 from workflow.models import build_model
 from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset, split_bytes
@@ -98,8 +98,8 @@ def train(
     """
     config = TrainConfig.of(params, runtime_settings)
     spec = read_spec(shards_dir)
-    check_model_fits_data(params["model"]["name"], spec, shards_dir)
-    if params["model"]["name"] in FOREST_MODELS:
+    check_model_fits_data(params["model"], spec, shards_dir)
+    if family(params["model"]) == "forest":
         with atomic_path(tensorboard_dir) as folder:
             folder.mkdir()  # YDF writes no TensorBoard logs; the folder is a declared output
         return forests.train_forest(
@@ -202,6 +202,7 @@ def train(
         "workers": [me] + collect_worker_reports(model_path, identity["workers"]),
         "parameters": model.count_params(),
         "init_from": transfer,
+        "model_code": params["model"].get("code"),  # load_trained_model imports it for the custom layers
         "steps_per_epoch": steps["train"],
         "wall_seconds": round(wall_seconds, 3),
         **throughput(examples_per_epoch, progress.seconds),
@@ -219,9 +220,9 @@ def train(
 OUTPUT_NAMES = ("model.keras", "history.json", "train.json")
 
 
-def check_model_fits_data(name: str, spec: dict[str, Any], shards_dir: str) -> None:
+def check_model_fits_data(model: dict[str, Any], spec: dict[str, Any], shards_dir: str) -> None:
     """An image model needs images and a table model a table; say which, naming the model and the data."""
-    table_model = name in TABLE_MODELS or name in FOREST_MODELS
+    name, table_model = model["name"], family(model) != "image"
     if table_model != is_table(spec):
         has = f"a table ({len(spec['features']['columns'])} columns)" if is_table(spec) else "images"
         wants = f"a table ({', '.join(TABLE_MODELS + FOREST_MODELS)} are the table models)" if table_model else "images"

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from workflow import usercode
 from workflow.atomic import write_json
 from workflow.datasets import breast_cancer, diabetes, digits  # noqa: F401  (register the project's builders with tfds)
 from workflow.datasets.csv_table import prepare_csv
@@ -36,15 +37,20 @@ def prepare(
     manifest: str,
     csv: dict[str, str] | None = None,
     dataset: str | None = None,
+    code: dict[str, str] | None = None,
     connect_timeout: float = 3.0,
 ) -> dict[str, Any]:
     """Run tfds `download_and_prepare` into `data_dir` and write a manifest of what was prepared.
 
     With `csv` ({path, label}) the dataset `dataset` is the user's file, stored as a tfds dataset first.
+    With `code` ({file or module, class}) the builder is the user's own tfds builder class.
     """
     started = time.monotonic()
     from_csv = prepare_csv(dataset=dataset, data_dir=data_dir, **csv) if csv else None
-    builder = tfds.builder(from_csv["tfds_name"] if from_csv else tfds_name, data_dir=data_dir)
+    if code:
+        builder = user_builder(code, data_dir)
+    else:
+        builder = tfds.builder(from_csv["tfds_name"] if from_csv else tfds_name, data_dir=data_dir)
     if not _is_prepared(builder):
         _check_sources(builder, manual_dir, connect_timeout)
         usable = manual_dir is not None and pathlib.Path(manual_dir).is_dir()
@@ -63,9 +69,24 @@ def prepare(
     return summary
 
 
+def user_builder(code: dict[str, str], data_dir: str) -> tfds.core.DatasetBuilder:
+    """The user's tfds builder class (datasets.<key>.code), imported and made for `data_dir`."""
+    builder_class = usercode.load(code)
+    if not (isinstance(builder_class, type) and issubclass(builder_class, tfds.core.DatasetBuilder)):
+        raise TypeError(f"datasets code {code}: {builder_class!r} is not a tfds.core.DatasetBuilder subclass")
+    return builder_class(data_dir=data_dir)
+
+
 def load_builder(manifest: dict[str, Any]) -> tfds.core.DatasetBuilder:
-    """The builder of a prepared dataset, from the download step's manifest."""
-    return tfds.builder(f"{manifest['name']}:{manifest['version']}", data_dir=manifest["data_dir"])
+    """The builder of a prepared dataset, from the download step's manifest.
+
+    A builder whose code is not registered here (the user's own) is read from its prepared files,
+    which describe it whole (dataset_info.json, features.json).
+    """
+    try:
+        return tfds.builder(f"{manifest['name']}:{manifest['version']}", data_dir=manifest["data_dir"])
+    except tfds.core.registered.DatasetNotFoundError:
+        return tfds.builder_from_directory(pathlib.Path(manifest["data_dir"], manifest["full_name"]))
 
 
 def damaged_file(builder: tfds.core.DatasetBuilder, split: str) -> tuple[str, str] | None:

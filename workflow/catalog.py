@@ -1,0 +1,43 @@
+"""The model catalog: every built-in model's name, family and builder, read without importing TensorFlow.
+
+The DAG is built from it (which conversions a model takes, which data it needs) and the trainer
+builds from it. A model of the researcher's own (`model.code` in the config, workflow/usercode.py)
+is an image model whose builder is their function; the built-in image models are reached the same
+way, through their entry's module and function (`workflow.models.build_model`).
+`tests/test_usercode.py` checks that configs/schema.yaml has a `$defs/model_<name>` for exactly these
+names and that every image builder keeps the contract a user's builder is held to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    family: str  # image: (input_shape, num_classes, **options); table: FeatureSpace models; forest: YDF
+    module: str
+    function: str
+
+
+MODELS: dict[str, ModelEntry] = {
+    "mlp": ModelEntry("image", "workflow.models", "build_mlp"),
+    "cnn": ModelEntry("image", "workflow.models", "build_cnn"),
+    "lenet5": ModelEntry("image", "workflow.models", "build_lenet5"),
+    "resnet": ModelEntry("image", "workflow.models", "build_resnet"),
+    "linear": ModelEntry("table", "workflow.tables", "build_table_model"),
+    "wide_and_deep": ModelEntry("table", "workflow.tables", "build_table_model"),
+    "gradient_boosted_trees": ModelEntry("forest", "workflow.forests", "train_forest"),
+    "random_forest": ModelEntry("forest", "workflow.forests", "train_forest"),
+}
+
+TABLE_MODELS = tuple(name for name, entry in MODELS.items() if entry.family == "table")
+FOREST_MODELS = tuple(name for name, entry in MODELS.items() if entry.family == "forest")
+IMAGE_MODELS = tuple(name for name, entry in MODELS.items() if entry.family == "image")
+
+
+def family(model: dict) -> str:
+    """The family of an experiment's `model` section: a model with `code` is the user's image model."""
+    if model.get("code"):
+        return "image"
+    return MODELS[model["name"]].family
