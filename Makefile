@@ -1,7 +1,7 @@
 # tf-lifecycle: every target sets up what it needs first. CI runs `make test` (.ci/run).
 #   make run    install the environment, then run the whole DAG on configs/default.yaml
 #   make test   install the environment and test tools, then run the tests
-#   make lint   ruff and snakemake --lint
+#   make lint   ruff, mypy and snakemake --lint
 #   make dag    render the rule graph to docs/rulegraph.svg (needs Graphviz `dot`)
 #   make reliability  run the fault-injection tests and write their table into docs/reliability.md
 #   make bench  run every benchmark in benchmarks/ (needs a finished `make run`; ~30 minutes)
@@ -54,6 +54,7 @@ bench: $(MAIN_STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check workflow scripts tests
+	$(BIN)/mypy
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint
 
 dag: $(MAIN_STAMP)

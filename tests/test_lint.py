@@ -1,4 +1,4 @@
-"""Static gates: snakemake --lint and ruff are clean, and every rule has a log and a benchmark."""
+"""Static gates: snakemake --lint, ruff and mypy are clean, and every rule has a log and a benchmark."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def test_snakemake_lint_is_clean():
 def test_ruff_is_clean():
     """ruff check finds nothing in the repository."""
     result = run(str(BIN / "ruff"), "check", ".")
+
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_mypy_is_clean():
+    """mypy finds no type error in the workflow package (settings: pyproject.toml [tool.mypy])."""
+    result = run(str(BIN / "mypy"))
 
     assert result.returncode == 0, result.stdout[-4000:]
 

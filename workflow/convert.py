@@ -40,7 +40,7 @@ class FlexOpsError(ValueError):
 
 def flex_ops_needed(message: str) -> list[str]:
     """The TensorFlow ops a failed conversion says the LiteRT builtins lack ("TF Select ops: A, B")."""
-    found = set()
+    found: set[str] = set()
     for line in re.findall(r"TF Select ops: ([^\n]+)", message):
         found.update(name.strip() for name in line.split(",") if name.strip())
     found.update(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", message))

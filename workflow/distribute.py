@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import TypedDict
 
 import keras
 import tensorflow as tf
@@ -126,7 +127,13 @@ def tpu_resolver_arguments(tpu: Mapping[str, str | None], env: Mapping[str, str]
     return {"tpu": name, "zone": tpu.get("zone"), "project": tpu.get("project")}
 
 
-def task_identity(strategy: tf.distribute.Strategy) -> dict[str, object]:
+class TaskIdentity(TypedDict):
+    task_type: str
+    task_id: int
+    workers: int
+
+
+def task_identity(strategy: tf.distribute.Strategy) -> TaskIdentity:
     """This process's task type and id in a multi-worker cluster (worker 0 alone otherwise)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.cluster_spec().as_dict():

@@ -52,7 +52,10 @@ def transfer_weights(model: keras.Model, source_path: str) -> dict[str, Any]:
         if any(value is None for value in theirs):
             report["kept_fresh"][layer.name] = "no layer of that name (and weights) in the source"
             continue
-        ours, their_shapes = [tuple(w.shape) for w in layer.weights], [value.shape for value in theirs]
+        ours, their_shapes = (
+            [tuple(w.shape) for w in layer.weights],
+            [value.shape for value in theirs if value is not None],
+        )
         if ours != their_shapes:
             report["kept_fresh"][layer.name] = f"weight shapes {their_shapes} in the source, {ours} here"
             continue

@@ -126,7 +126,7 @@ def forest_arrays(model: Any, feature_index: dict[str, int], classes: int | None
     order = [0] if regression else [int(name) for name in model.label_classes()]  # YDF class position -> label id
     column_names = [column.name for column in model.data_spec().columns]
     per_iteration = model.num_trees_per_iteration() if kind == "gbt" else 1
-    outputs = per_iteration if kind == "gbt" or regression else classes
+    outputs = int(per_iteration if kind == "gbt" or classes is None else classes)
     arrays: dict[str, list[Any]] = {
         key: [] for key in ("feature", "threshold", "missing", "positive", "negative", "value")
     }

@@ -34,7 +34,7 @@ SNAKEMAKE_MARKERS = shutil.ignore_patterns(".snakemake_timestamp")
 
 def _fails(value: float | None, limit: float, at_most: bool) -> bool:
     """Whether `value` breaks `limit`; a missing (null) or NaN measurement always does: the gate fails closed."""
-    if not _known(value):
+    if value is None or not _known(value):
         return True
     return value > limit if at_most else value < limit
 
@@ -52,17 +52,17 @@ def judge_format(name: str, measured: dict[str, Any], budget: dict[str, float | 
         else (measured.get("max_abs_diff"), "")
     )
     if limit is not None and _fails(diff, limit, at_most=True):
-        by = f" by {diff - limit:.3g}" if _known(diff) else ""
+        by = f" by {diff - limit:.3g}" if diff is not None and _known(diff) else ""
         broken.append(f"max abs diff {_number(diff, '.3g')}{unit} on the golden batch exceeds {limit:.3g}{by}")
     limit = budget["min_top1_agreement"]
     agreement = measured.get("top1_agreement")
     if limit is not None and "top1_agreement" in measured and _fails(agreement, limit, at_most=False):
-        by = f" by {limit - agreement:.4f}" if _known(agreement) else ""
+        by = f" by {limit - agreement:.4f}" if agreement is not None and _known(agreement) else ""
         broken.append(f"top-1 agreement {_number(agreement, '.4f')} on the golden batch is below {limit:.4f}{by}")
     limit = budget["max_accuracy_drop"]
     drop = measured.get("accuracy_drop")
     if limit is not None and "accuracy_drop" in measured and _fails(drop, limit, at_most=True):
-        points = f"{100 * drop:.2f}" if _known(drop) else "an unknown number of"
+        points = f"{100 * drop:.2f}" if drop is not None and _known(drop) else "an unknown number of"
         broken.append(
             f"test accuracy {_number(measured.get('test_accuracy'), '.4f')} is {points} points below the "
             f"SavedModel's, more than the {100 * limit:.2f} allowed"

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import types
 
 # Before TensorFlow is imported: hide its C++ INFO lines; warnings and errors still reach the log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
@@ -42,7 +43,7 @@ def _report_failures_to(snakemake_stderr: int, log_path: str) -> None:
     """
     previous = sys.excepthook
 
-    def hook(kind: type[BaseException], error: BaseException, traceback: object) -> None:
+    def hook(kind: type[BaseException], error: BaseException, traceback: types.TracebackType | None) -> None:
         with contextlib.suppress(OSError):
             previous(kind, error, traceback)
         line = f"step failed ({log_path}): {kind.__name__}: {error}\n"

@@ -243,7 +243,7 @@ def image_builder(options: dict[str, Any]) -> Callable[..., keras.Model]:
     return getattr(importlib.import_module(entry.module), entry.function)
 
 
-def build_model(options: dict[str, Any], input_shape: Sequence[int], num_classes: int) -> keras.Model:
+def build_model(options: dict[str, Any], input_shape: Sequence[int], num_classes: int | None) -> keras.Model:
     """Build the image model of `options` (an experiment's `model` section) with its other keys as options."""
     kwargs = {key: value for key, value in options.items() if key not in MODEL_KEYS}
     model = image_builder(options)(tuple(input_shape), num_classes, **kwargs)

@@ -15,6 +15,7 @@ alone.
 
 from __future__ import annotations
 
+import functools
 import logging
 import pathlib
 from collections.abc import Callable
@@ -61,9 +62,9 @@ def measure_parity(
     scale = (float(reference.std()) or 1.0) if reference.ndim == 1 else 1.0
     predictors: dict[str, tuple[Callable[[dict[str, np.ndarray]], np.ndarray], int, Callable[[], float]]] = {
         pathlib.Path(path).stem: (
-            lambda chunk, path=path: predict_tflite(path, chunk),
+            functools.partial(predict_tflite, path),
             _size(path),
-            lambda path=path: tflite_latency_ms(path, example),
+            functools.partial(tflite_latency_ms, path, example),
         )
         for path in tflite_paths
     }

@@ -26,7 +26,7 @@ import io
 import math
 import pathlib
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,7 +215,7 @@ def parity_summary(parity: dict[str, Any] | None) -> dict[str, str]:
         worst = max(measured, key=lambda name: measured[name]["mae_increase"])
         increase = measured[worst]["mae_increase"]
         grew = f"{worst} +{format_number(increase, 'diff')}" if increase > 0 else "none: no format's MAE grew"
-        return {**cells, "largest_drop": grew, "most_flipped": None}
+        return {**cells, "largest_drop": grew, "most_flipped": None}  # type: ignore[dict-item]
     worst = max(measured, key=lambda name: measured[name]["accuracy_drop"])
     drop = measured[worst]["accuracy_drop"]
     # A drop of zero (or a gain) is no loss: say so rather than print a "-0.00 pts" of the best format.
@@ -419,7 +419,7 @@ def _scope_note(formats: list[dict[str, Any]]) -> str:
 
 
 def to_markdown(
-    title: str, rows: list[dict[str, Any]], summary: list[dict[str, Any]], formats: list[dict[str, Any]] = ()
+    title: str, rows: list[dict[str, Any]], summary: list[dict[str, Any]], formats: Sequence[dict[str, Any]] = ()
 ) -> str:
     """The summary across seeds, the per-run tables and the deployable formats, as Markdown."""
     lines = [f"# {title}", "", "## Reproduction (verdict on the mean over seeds)", ""]
@@ -466,7 +466,7 @@ def to_html(
     title: str,
     rows: list[dict[str, Any]],
     summary: list[dict[str, Any]],
-    formats: list[dict[str, Any]] = (),
+    formats: Sequence[dict[str, Any]] = (),
     figures: dict[str, bytes] | None = None,
 ) -> str:
     """A self-contained HTML page: the summary, the runs, then per experiment its verdict, learning curves,

@@ -164,13 +164,14 @@ def list_jobs(run_id: str, out: Any = sys.stdout) -> list[dict[str, str]]:
     rows = jobs(run_id)
     print(f"SLURM run ID {run_id}: {len(rows)} job(s)", file=out)
     header = ("JOBID", "RULE", "WILDCARDS", "STATE", "PARTITION", "ELAPSED", "LOG")
-    table = [header] + [
+    table: list[tuple[str, ...]] = [header]
+    table += [
         (row["job"], row["rule"], row["wildcards"], row["state"], row["partition"], row["elapsed"], row["log"])
         for row in rows
     ]
     widths = [max(len(line[index]) for line in table) for index in range(len(header))]
-    for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip(), file=out)
+    for cells in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip(), file=out)
     for row in rows:
         if row["state"].split()[0] in ("FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL") and row["log"]:
             print(f"\n{row['rule']} {row['wildcards']} (job {row['job']}, {row['state']}), last lines of {row['log']}:",

@@ -31,7 +31,7 @@ one linear output):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import keras
 import tensorflow as tf
@@ -39,7 +39,7 @@ import tensorflow as tf
 from workflow.catalog import TABLE_MODELS
 from workflow.conversions import DEFAULT_TYPE, NUMERIC_TYPES
 
-FeatureSpace = keras.utils.FeatureSpace
+FeatureSpace: TypeAlias = keras.utils.FeatureSpace
 
 TYPE_DTYPES = {
     "float": {"float32", "int64"},
@@ -151,7 +151,7 @@ def build_table_model(
         else:
             wide.append(encoded[name])
     wide += [encoded[name] for name in encoded if name not in settings]  # the crosses
-    name = options.get("name")
+    name = str(options.get("name"))
     if name == "linear":
         logits = keras.layers.Dense(outputs, name="logits")(_concatenate(wide + deep, "features"))
     elif name == "wide_and_deep":

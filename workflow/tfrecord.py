@@ -179,7 +179,7 @@ def _examples(
                 yield inputs[index], label
 
 
-def serialize(image: np.ndarray, label: int) -> bytes:
+def serialize(image: np.ndarray, label: int | float) -> bytes:
     """One tf.train.Example {image: bytes_list [raw uint8 bytes], label: int64_list [label]}, encoded directly.
 
     The bytes are exactly `tf.train.Example(...).SerializeToString(deterministic=True)` (keys in
@@ -187,14 +187,14 @@ def serialize(image: np.ndarray, label: int) -> bytes:
     """
     _check_label(label)
     image_feature = _length_delimited(1, _length_delimited(1, image.astype(np.uint8, copy=False).tobytes()))
-    label_feature = _length_delimited(3, _length_delimited(1, _varint(label)))
+    label_feature = _length_delimited(3, _length_delimited(1, _varint(int(label))))
     entries = _length_delimited(1, _IMAGE_KEY + _length_delimited(2, image_feature))
     entries += _length_delimited(1, _LABEL_KEY + _length_delimited(2, label_feature))
     return _length_delimited(1, entries)
 
 
-def _check_label(label: int) -> None:
-    if label < 0:
+def _check_label(label: int | float) -> None:
+    if label < 0 or not float(label).is_integer():
         raise ValueError(f"label {label}: class labels are non-negative integers")
 
 

@@ -110,6 +110,7 @@ def train(
     strategy = distribute.build_strategy(config.strategy, config.devices, tpu=config.tpu)
     identity = distribute.task_identity(strategy)
     chief = identity["task_id"] == 0
+    # Where a worker other than the chief writes the outputs nobody reads (removed at its end); the chief has none.
     scratch = None if chief else pathlib.Path(tempfile.mkdtemp(prefix=f"worker{identity['task_id']}-"))
     train_data, validation_data, steps = load_data(shards_dir, config, seed, spec, identity["workers"])
     init_from = params["model"].get("init_from")
@@ -134,7 +135,7 @@ def train(
     epoch_log = EpochLogger(config.epochs, examples_per_epoch)
     if identity["workers"] > 1:
         distribute.work_around_keras_multi_worker(model)
-    tensorboard_work = checkpoint.folder / "tensorboard" if chief else scratch / "tensorboard"
+    tensorboard_work = checkpoint.folder / "tensorboard" if scratch is None else scratch / "tensorboard"
     resumed_from = {"epoch": progress.epoch, "batch": progress.batch}
 
     def save(epoch: int, batch: int) -> None:
@@ -184,7 +185,7 @@ def train(
                 )
     wall_seconds = time.monotonic() - started
     me = {**identity, "host": runtime.host()["hostname"], "pid": os.getpid()}
-    if not chief:
+    if scratch is not None:  # not the chief
         save_outputs(model, progress.history, progress.seconds, {}, *(str(scratch / name) for name in OUTPUT_NAMES))
         write_json(worker_report(model_path, identity["task_id"]), me)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -332,7 +333,7 @@ def load_data(
     steps = {"train": math.ceil(train_examples / config.batch_size), "validation": None, "fixed": workers > 1}
     if workers > 1:
         steps["train"] = max(1, train_examples // config.batch_size)
-    if workers > 1 and has_validation:
+    if workers > 1 and validation_data is not None:
         steps["validation"] = max(1, spec["splits"]["validation"]["examples"] // config.batch_size)
         validation_files = len(spec["splits"]["validation"]["shards"])
         validation_data = validation_data.repeat().with_options(shard_options(validation_files, workers))

@@ -105,7 +105,9 @@ def _parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[
     return [(argument.arg, default) for argument, default in named]
 
 
-def _check_signature(function: ast.FunctionDef, where: str, leading: tuple[str, ...], options: dict[str, Any]) -> None:
+def _check_signature(
+    function: ast.FunctionDef | ast.AsyncFunctionDef, where: str, leading: tuple[str, ...], options: dict[str, Any]
+) -> None:
     parameters = _parameters(function)
     names = [name for name, _ in parameters]
     if tuple(names[: len(leading)]) != leading:
@@ -162,12 +164,16 @@ def declared_skips(ref: dict[str, Any], where: str = "code") -> dict[str, str]:
     path = locate(ref, where)
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     for node in tree.body:
-        targets = (
-            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        )
+        expression: ast.expr | None
+        if isinstance(node, ast.Assign):
+            targets, expression = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign):
+            targets, expression = [node.target], node.value
+        else:
+            continue
         if any(isinstance(target, ast.Name) and target.id == SKIP_CONVERSIONS for target in targets):
             try:
-                value = ast.literal_eval(node.value) if node.value is not None else None
+                value = ast.literal_eval(expression) if expression is not None else None
             except ValueError:
                 value = None
             if not isinstance(value, dict) or not all(isinstance(reason, str) and reason for reason in value.values()):
@@ -285,7 +291,7 @@ class _FolderPackage(importlib.abc.Loader):
         return None
 
     def get_resource_reader(self, name: str) -> Any:
-        return importlib.resources.readers.FileReader(self)
+        return importlib.resources.readers.FileReader(self)  # type: ignore[arg-type]  # it reads only .path
 
 
 def _first_on_path(folder: pathlib.Path) -> None:

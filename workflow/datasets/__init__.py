@@ -46,7 +46,7 @@ def prepare(
     With `code` ({file or module, class}) the builder is the user's own tfds builder class.
     """
     started = time.monotonic()
-    from_csv = prepare_csv(dataset=dataset, data_dir=data_dir, **csv) if csv else None
+    from_csv = prepare_csv(dataset=dataset or "csv", data_dir=data_dir, **csv) if csv else None
     if code:
         builder = user_builder(code, data_dir)
     else:

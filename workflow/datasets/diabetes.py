@@ -45,6 +45,6 @@ class SklearnDiabetes(EveryFifthIsTest, tfds.core.GeneratorBasedBuilder):
         names = list(bundle.feature_names)
         for row, target in zip(bundle.data, bundle.target, strict=True):
             values = dict(zip(names, row, strict=True))
-            features = {name: np.float32(values[name]) for name in FLOAT_COLUMNS}
+            features: dict[str, np.generic] = {name: np.float32(values[name]) for name in FLOAT_COLUMNS}
             features["sex"] = np.int64(round(values["sex"]))
             yield {"features": features, "label": np.float32(target)}
