@@ -74,6 +74,20 @@ def test_training_options_train_a_usable_model(train_in_subprocess, options):
     assert np.isfinite(history["loss"]).all()
     assert history["val_accuracy"][-1] > 0.3  # 10 classes: chance is 0.1
     assert info["params"]["train"] == {**info["params"]["train"], **options}
+    assert info["jit_compile"] is bool(options.get("jit_compile")), info  # what Keras compiled with
+
+
+def test_a_deterministic_xla_run_keeps_xla_and_repeats_bit_for_bit(train_in_subprocess):
+    """deterministic + jit_compile: XLA's deterministic mode instead of op determinism (with which Keras 3
+    turns XLA off); the same seed twice gives the same weights (on a GPU: benchmarks/gpu_training.py)."""
+    params = train_params(deterministic=True, jit_compile=True, epochs=1)
+
+    info, first = train_in_subprocess(params, seed=3, name="first")
+    _, second = train_in_subprocess(params, seed=3, name="second")
+
+    assert info["jit_compile"] is True and info["determinism"] == "xla_deterministic_ops", info
+    for a, b in zip(weights_of(first), weights_of(second), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_piecewise_schedule_steps_at_epoch_boundaries():
