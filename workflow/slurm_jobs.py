@@ -183,11 +183,16 @@ def list_jobs(run_id: str, out: Any = sys.stdout) -> list[dict[str, str]]:
 
 def cancel(run_id: str, out: Any = sys.stdout) -> list[str]:
     """scancel every queued or running job of the run; the ids cancelled."""
-    ids = _run(["squeue", "-h", "--name", run_id, "-o", "%i"]).split()
+    # In submission order (squeue lists by priority and state): ids are numbers, array tasks "123_4".
+    ids = sorted(_run(["squeue", "-h", "--name", run_id, "-o", "%i"]).split(), key=_job_order)
     if ids:
         _run(["scancel", "--name", run_id])
     print(f"SLURM run ID {run_id}: cancelled {len(ids)} job(s){': ' + ' '.join(ids) if ids else ''}", file=out)
     return ids
+
+
+def _job_order(job_id: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else 0 for part in re.split(r"[_.]", job_id))
 
 
 def main(argv: list[str] | None = None) -> int:
