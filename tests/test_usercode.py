@@ -98,6 +98,9 @@ def test_the_schema_and_the_catalog_name_the_same_models():
     schema = cfg.load_schema()
     in_schema = {name.removeprefix("model_") for name in schema["$defs"] if name.startswith("model_")}
     assert in_schema == set(catalog.MODELS), in_schema ^ set(catalog.MODELS)
+    # The formats a model file may declare skipped are the schema's.
+    variants = schema["$defs"]["convert"]["properties"]["tflite"]["properties"]["variants"]["items"]["enum"]
+    assert ("tflite", *(f"tflite:{v}" for v in variants), "tfjs") == usercode.FORMATS, usercode.FORMATS
     # Every built-in image builder keeps the contract a user's builder is held to.
     for name in catalog.IMAGE_MODELS:
         entry = catalog.MODELS[name]

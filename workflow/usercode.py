@@ -141,13 +141,19 @@ def _literal(node: ast.expr | None) -> Any:
 
 
 @functools.cache
-def _definitions(path: pathlib.Path) -> dict[str, ast.AST]:
+def _tree(path: pathlib.Path) -> ast.Module:
+    """The parsed file, once per process (the DAG asks about each experiment's skips several times)."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (SyntaxError, UnicodeDecodeError) as error:
         raise UserCodeError(f"{path} does not parse as Python: {error}") from None
+
+
+def _definitions(path: pathlib.Path) -> dict[str, ast.AST]:
     return {
-        node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        node.name: node
+        for node in _tree(path).body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
     }
 
 
@@ -162,8 +168,7 @@ FORMATS = ("tflite", "tflite:float32", "tflite:float16", "tflite:dynamic_range",
 def declared_skips(ref: dict[str, Any], where: str = "code") -> dict[str, str]:
     """Format -> reason, from the file's SKIP_CONVERSIONS ({} without one); refused when it is not such a dict."""
     path = locate(ref, where)
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    for node in tree.body:
+    for node in _tree(path).body:
         expression: ast.expr | None
         if isinstance(node, ast.Assign):
             targets, expression = node.targets, node.value
@@ -203,8 +208,8 @@ def files(path: pathlib.Path, root: pathlib.Path | None = None) -> list[pathlib.
 
 def _local_imports(path: pathlib.Path, root: pathlib.Path) -> list[pathlib.Path]:
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError):
+        tree = _tree(path)
+    except UserCodeError:
         return []  # `check` reports it for the named file; a broken imported file fails in the job
     names: list[tuple[str, pathlib.Path]] = []
     for node in ast.walk(tree):
