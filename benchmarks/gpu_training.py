@@ -7,8 +7,8 @@ ResNet-20 (configs/papers/resnet20_cifar10.yaml) at batch 512 with mixed precisi
 CIFAR-10's shape and size (50,000 + 10,000 random 32x32x3 images: the real files cannot be fetched
 on the GPU machine; the speed does not depend on the pixels). `prepare` runs the config loader (it
 needs the project's environment) and writes each variant's params; `run` needs only TensorFlow and
-the `workflow` package: it writes the shards itself with tf.train.Example (the records the tfrecord
-step writes, tests/test_tfrecord.py), then trains each variant in a fresh process, twice with the
+the `workflow` package: it writes the shards with the tfrecord step's record writer
+(workflow/records.py), then trains each variant in a fresh process, twice with the
 same seed, and compares the two runs' weights bit for bit.
 
 Variants:
@@ -76,9 +76,11 @@ def prepare(folder: pathlib.Path) -> None:
 
 
 def write_shards(folder: pathlib.Path) -> None:
-    """Random CIFAR-shaped shards and the spec.json the train step reads."""
+    """Random CIFAR-shaped shards and the spec.json the train step reads, written by the tfrecord step's own
+    record writer (workflow/records.py: TensorFlow alone, as the GPU machine has no tfds)."""
     import numpy as np
-    import tensorflow as tf
+
+    from workflow.records import serialize, write_split
 
     if (folder / "spec.json").is_file():
         return
@@ -92,20 +94,9 @@ def write_shards(folder: pathlib.Path) -> None:
     for split, count in (("train", TRAIN), ("test", TEST)):
         images = rng.integers(0, 256, size=(count, *SHAPE), dtype=np.uint8)
         labels = rng.integers(0, CLASSES, size=count)
-        shards = SHARDS if split == "train" else 2
-        entries = []
-        for index in range(shards):
-            name = f"{split}-{index:05d}-of-{shards:05d}.tfrecord"
-            with tf.io.TFRecordWriter(str(folder / name)) as writer:
-                for position in range(index, count, shards):
-                    example = tf.train.Example(features=tf.train.Features(feature={
-                        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[images[position].tobytes()])),
-                        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(labels[position])])),
-                    }))  # fmt: skip
-                    writer.write(example.SerializeToString(deterministic=True))
-            digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-            entries.append({"file": name, "examples": len(range(index, count, shards)), "sha256": digest})
-        spec["splits"][split] = {"source_split": split, "examples": count, "shards": entries}
+        records = (serialize(image, int(label)) for image, label in zip(images, labels, strict=True))
+        files = write_split(folder, split, records, SHARDS if split == "train" else 2)
+        spec["splits"][split] = {"source_split": split, "examples": count, "shards": files}
     (folder / "spec.json").write_text(json.dumps(spec))
 
 

@@ -11,18 +11,17 @@ examples and sha256 of every shard, and the source.
 from __future__ import annotations
 
 import logging
-import pathlib
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from workflow.atomic import atomic_path, read_json, write_json
 from workflow.datasets import damaged_file, load_builder
-from workflow.shards import SPEC_NAME, sha256_file
+from workflow.records import check_label, serialize, write_split
+from workflow.shards import SPEC_NAME
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
@@ -146,7 +145,7 @@ def serialize_row(row: dict[str, Any], label: int | float, columns: dict[str, di
     if isinstance(label, float):
         feature = {"label": tf.train.Feature(float_list=tf.train.FloatList(value=[label]))}
     else:
-        _check_label(label)
+        check_label(label)
         feature = {"label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
     for name, column in columns.items():
         value = row[name]
@@ -177,59 +176,3 @@ def _examples(
                 yield {name: values[index] for name, values in inputs.items()}, label
             else:
                 yield inputs[index], label
-
-
-def serialize(image: np.ndarray, label: int | float) -> bytes:
-    """One tf.train.Example {image: bytes_list [raw uint8 bytes], label: int64_list [label]}, encoded directly.
-
-    The bytes are exactly `tf.train.Example(...).SerializeToString(deterministic=True)` (keys in
-    sorted order; tests/test_tfrecord.py checks it), faster than building the proto.
-    """
-    _check_label(label)
-    image_feature = _length_delimited(1, _length_delimited(1, image.astype(np.uint8, copy=False).tobytes()))
-    label_feature = _length_delimited(3, _length_delimited(1, _varint(int(label))))
-    entries = _length_delimited(1, _IMAGE_KEY + _length_delimited(2, image_feature))
-    entries += _length_delimited(1, _LABEL_KEY + _length_delimited(2, label_feature))
-    return _length_delimited(1, entries)
-
-
-def _check_label(label: int | float) -> None:
-    if label < 0 or not float(label).is_integer():
-        raise ValueError(f"label {label}: class labels are non-negative integers")
-
-
-def _varint(value: int) -> bytes:
-    """Protocol buffers base-128 varint of a non-negative integer."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _length_delimited(field: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (wire type 2): tag, length, payload."""
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
-
-
-_IMAGE_KEY = _length_delimited(1, b"image")  # the map entry's key field
-_LABEL_KEY = _length_delimited(1, b"label")
-
-
-def write_split(folder: pathlib.Path, split: str, records: Iterator[bytes], num_shards: int) -> list[dict[str, Any]]:
-    """Write serialized examples round-robin into `num_shards` files; return name, count and sha256 of each."""
-    names = [f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord" for index in range(num_shards)]
-    counts = [0] * num_shards
-    writers = [tf.io.TFRecordWriter(str(folder / name)) for name in names]
-    try:
-        for position, record in enumerate(records):
-            writers[position % num_shards].write(record)
-            counts[position % num_shards] += 1
-    finally:
-        for writer in writers:
-            writer.close()
-    return [
-        {"file": name, "examples": count, "sha256": sha256_file(folder / name)}
-        for name, count in zip(names, counts, strict=True)
-    ]
