@@ -243,6 +243,24 @@ def test_interrupting_snakemake_cancels_its_jobs(cluster, tmp_path):
     assert train and train[-1]["State"].startswith("CANCELLED"), train
 
 
+def wait_for_checkpoint(folder: pathlib.Path, experiment: str, epoch: int, process: subprocess.Popen) -> None:
+    """Until the train job of `experiment` (seed 0) has checkpointed at `epoch` or later (10 minutes at most)."""
+    deadline, state = time.monotonic() + 600, None
+    while time.monotonic() < deadline and process.poll() is None:
+        states = list((folder / f"results/checkpoints/{experiment}/seed0").glob("*/state.json"))
+        state = json.loads(states[0].read_text()) if states else None
+        if state and state["epoch"] >= epoch:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"training never reached epoch {epoch}")
+
+
+def running_train_job() -> str:
+    """The Slurm job id of the running train job."""
+    jobs = slurm_command("squeue", "-h", "-t", "R", "-o", "%i %k").split("\n")
+    return next(line.split()[0] for line in jobs if "rule_train" in line)
+
+
 def running_comments() -> str:
     return slurm_command("squeue", "-h", "-t", "R", "-o", "%k")
 
@@ -268,18 +286,9 @@ def test_sigterm_through_slurm_checkpoints_and_the_retry_resumes(cluster, tmp_pa
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 600
-        state = None
-        while time.monotonic() < deadline and process.poll() is None:
-            states = list((folder / "results/checkpoints/digits_term/seed0").glob("*/state.json"))
-            state = json.loads(states[0].read_text()) if states else None
-            if state and state["epoch"] >= 3:
-                break
-            time.sleep(0.5)
-        assert state and state["epoch"] >= 3, "training never reached epoch 3"
+        wait_for_checkpoint(folder, "digits_term", 3, process)
         time.sleep(0.3)  # into the epoch (about 1 s), so the SIGTERM checkpoint usually lands mid-epoch
-        jobs = slurm_command("squeue", "-h", "-t", "R", "-o", "%i %k").split("\n")
-        train_job = next(line.split()[0] for line in jobs if "rule_train" in line)
+        train_job = running_train_job()
         slurm_command("scancel", "--signal=TERM", train_job)
         output, _ = process.communicate(timeout=900)
     finally:
@@ -353,16 +362,8 @@ def test_site_profile_and_a_plain_scancel_is_retried(site_repo):
     since = now()
     process = site_snakemake(site_repo, "results/runs/digits_stop/seed0/train.json")
     try:
-        deadline, state = time.monotonic() + 600, None
-        while time.monotonic() < deadline and process.poll() is None:
-            states = list((folder / "results/checkpoints/digits_stop/seed0").glob("*/state.json"))
-            state = json.loads(states[0].read_text()) if states else None
-            if state and state["epoch"] >= 2:
-                break
-            time.sleep(0.5)
-        assert state and state["epoch"] >= 2, "training never reached epoch 2"
-        jobs = slurm_command("squeue", "-h", "-t", "R", "-o", "%i %k").split("\n")
-        train_job = next(line.split()[0] for line in jobs if "rule_train" in line)
+        wait_for_checkpoint(folder, "digits_stop", 2, process)
+        train_job = running_train_job()
         slurm_command("scancel", train_job)  # what users and admins type: no --signal
         output, _ = process.communicate(timeout=600)
     finally:
