@@ -51,6 +51,8 @@ def test_the_example_goes_through_every_step_with_its_own_code(example):
     assert parity["formats"]["float32"]["max_abs_diff"] < 1e-4, parity["formats"]["float32"]
     verdict = json.loads(next((run / "deploy").glob("*.json")).read_text())
     assert "_FusedHardSwish" in verdict["skipped"]["tfjs"], verdict
+    report = (example / "results" / "report" / "reproduction.md").read_text()
+    assert "_FusedHardSwish" in report and "tiny_mobilenet" in report  # the report lists the skip and its reason
     assert verdict["blessed"] is True, verdict
     published = example / "results" / "deploy" / "shapes_mobilenet"
     assert (published / "shapes_mobilenet" / "1" / "saved_model.pb").is_file(), sorted(published.rglob("*"))
