@@ -1,28 +1,36 @@
-"""GPU training: determinism against XLA, and the project's train step against plain `model.fit`.
+"""GPU training: the project's train step against plain `model.fit`, determinism against XLA, the input
+pipeline against the step's demand, mixed precision, and the LeNet-5 reproduction, on one GPU.
 
-    python benchmarks/gpu_training.py prepare build/gpu     # here: the train params of each variant
-    python benchmarks/gpu_training.py run build/gpu [VARIANT ...]   # with a GPU: shards, runs, table
+    python benchmarks/gpu_training.py prepare build/gpu [MNIST_SHARDS]  # here: each run's params
+    python benchmarks/gpu_training.py run build/gpu GROUP [GROUP ...]     # with a GPU: runs and tables
 
-ResNet-20 (configs/papers/resnet20_cifar10.yaml) at batch 512 with mixed precision, on shards of
-CIFAR-10's shape and size (50,000 + 10,000 random 32x32x3 images: the real files cannot be fetched
-on the GPU machine; the speed does not depend on the pixels). `prepare` runs the config loader (it
-needs the project's environment) and writes each variant's params; `run` needs only TensorFlow and
-the `workflow` package: it writes the shards with the tfrecord step's record writer
-(workflow/records.py), then trains each variant in a fresh process, twice with the
-same seed, and compares the two runs' weights bit for bit.
+`prepare` runs the config loader (it needs the project's environment) and writes every run's train
+params to variants.json; with MNIST_SHARDS (the tfrecord step's output for
+configs/papers/lenet5_mnist.yaml, results/datasets/mnist_lecun/shards) it packs them into
+build/gpu/mnist.tar.gz, which `run` unpacks. `run` needs only TensorFlow and the `workflow` package
+(the GPU machine has no tfds): it writes CIFAR-shaped shards with the tfrecord step's record writer
+(workflow/records.py) and runs each of the group's runs in a fresh process. Groups, each printed as
+its own table (and saved as results-GROUP.json):
 
-Variants:
-- deterministic, XLA: `train.deterministic: true` with `jit_compile: true`: the train step uses XLA's
-  deterministic mode (--xla_gpu_deterministic_ops, workflow/train.py `determinism`).
-- op determinism, no XLA: `deterministic: true`, `jit_compile: false`: TensorFlow's op determinism
-  (with which Keras 3 would turn XLA off: "Model doesn't support jit_compile=True").
-- XLA, not deterministic: `deterministic: false`, `jit_compile: true`.
-- XLA, no augmentation: as the last without the pad-crop-flip augmentation, the same work as plain.
-- plain model.fit: build and compile the same model (XLA, mixed precision, the project's
-  steps_per_execution), one `model.fit` on the images already in memory as float32.
+- resnet: ResNet-20 (configs/papers/resnet20_cifar10.yaml) at batch 512, mixed precision, XLA, on 50,000
+  random 32x32x3 images (CIFAR-10's shape and size; the real files cannot be fetched there and the speed
+  does not depend on the pixels): plain `model.fit` on float32 arrays in memory; the project's step
+  without augmentation (the same work); with the pad-crop-flip augmentation in tf.data on the CPU, and in
+  the train step on the GPU (`train.augment.on_device`).
+- determinism: the same, deterministic: with XLA's deterministic ops (augmenting in the train step), and
+  with TensorFlow's op determinism (no XLA); each twice with the same seed: the same weights?
+- pipeline: the project's input pipeline alone at batch 512 (the train split in memory, and streamed
+  from the shards; with the augmentation on the CPU and without it), in images/s, against the step's
+  demand: `--demand` images/s (default: the resnet group's project step without augmentation).
+- precision: plain `model.fit` of ResNet-20, float32 against mixed_float16, at batch 128 and 512.
+- lenet: LeNet-5 on the MNIST shards, batch 128, XLA, float32: the project's step against plain model.fit.
+- reproduce: configs/papers/lenet5_mnist.yaml as it stands (its three seeds, 20 epochs, batch 32), by
+  the project's train step, then the project's evaluate step on the test split: error per seed.
+
 Figures: steady-state examples/s (epochs after the first; train.json's `steady_examples_per_second`),
-the first epoch's seconds (compilation and warm-up), and whether two runs gave identical weights.
-Target (issue "Fast and honest on a real GPU"): project/plain >= 1.0 at steady state.
+the first epoch's seconds (tracing, XLA compilation, warm-up) and the weights' digest.
+Targets (issue "Fast and honest on a real GPU"): project/plain >= 1.0 at steady state; the input
+pipeline >= 1.5 times the step's demand at batch 512.
 """
 
 from __future__ import annotations
@@ -35,7 +43,9 @@ import os
 import pathlib
 import subprocess
 import sys
+import tarfile
 import time
+from typing import Any
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -43,36 +53,72 @@ sys.path.insert(0, str(REPO))
 # TFL_GPU_BENCH_TRAIN / _EPOCHS shrink a smoke run on a CPU; the figures are from the defaults.
 TRAIN = int(os.environ.get("TFL_GPU_BENCH_TRAIN", 50_000))
 TEST, SHAPE, CLASSES, SHARDS = TRAIN // 5, (32, 32, 3), 10, 8
-BATCH, EPOCHS = 512, int(os.environ.get("TFL_GPU_BENCH_EPOCHS", 6))
-VARIANTS = {
-    "deterministic, XLA": {"deterministic": True, "jit_compile": True},
-    "op determinism, no XLA": {"deterministic": True, "jit_compile": False},
-    "XLA, not deterministic": {"deterministic": False, "jit_compile": True},
-    "XLA, no augmentation": {"deterministic": False, "jit_compile": True, "augment": None},
-    "plain model.fit": {"deterministic": False, "jit_compile": True, "augment": None},
+EPOCHS = int(os.environ.get("TFL_GPU_BENCH_EPOCHS", 5))
+FAST = {"deterministic": False, "jit_compile": True}
+NO_AUGMENT = {"pad_crop": 0, "horizontal_flip": False}
+# name -> (group, model, kind, changes to the paper config's train section, runs with the same seed)
+# fmt: off
+RUNS: dict[str, tuple[str, str, str, dict[str, Any], int]] = {
+    "plain model.fit": ("resnet", "resnet20", "plain", {**FAST, "augment": NO_AUGMENT}, 1),
+    "project, no augmentation": ("resnet", "resnet20", "project", {**FAST, "augment": NO_AUGMENT}, 1),
+    "project, augmentation in tf.data": ("resnet", "resnet20", "project", FAST, 1),
+    "project, augmentation in the train step": ("resnet", "resnet20", "project",
+                                                {**FAST, "augment": {"on_device": True}}, 1),
+    "project, deterministic XLA, augmentation in the train step": (
+        "determinism", "resnet20", "project",
+        {"deterministic": True, "jit_compile": True, "augment": {"on_device": True}}, 2
+    ),
+    "project, op determinism (no XLA), augmentation in tf.data": (
+        "determinism", "resnet20", "project", {"deterministic": True, "jit_compile": False}, 2
+    ),
+    "plain, float32, batch 128": ("precision", "resnet20", "plain",
+                                  {**FAST, "augment": NO_AUGMENT, "mixed_precision": False,
+                                   "batch_size": 128}, 1),
+    "plain, mixed_float16, batch 128": ("precision", "resnet20", "plain",
+                                        {**FAST, "augment": NO_AUGMENT, "batch_size": 128}, 1),
+    "plain, float32, batch 512": ("precision", "resnet20", "plain",
+                                  {**FAST, "augment": NO_AUGMENT, "mixed_precision": False}, 1),
+    "plain, mixed_float16, batch 512": ("precision", "resnet20", "plain", {**FAST, "augment": NO_AUGMENT}, 1),
+    "lenet5 plain model.fit": ("lenet", "lenet5", "plain", {**FAST, "batch_size": 128, "mixed_precision": False}, 1),
+    "lenet5 project": ("lenet", "lenet5", "project", {**FAST, "batch_size": 128, "mixed_precision": False}, 1),
+    "in memory, augmentation on the CPU": ("pipeline", "resnet20", "pipeline", {"in_memory": True}, 1),
+    "streamed, augmentation on the CPU": ("pipeline", "resnet20", "pipeline", {"in_memory": False}, 1),
+    "in memory, no augmentation (what on_device leaves to tf.data)": (
+        "pipeline", "resnet20", "pipeline", {"in_memory": True, "augment": NO_AUGMENT}, 1
+    ),
+    "streamed, no augmentation": ("pipeline", "resnet20", "pipeline", {"in_memory": False, "augment": NO_AUGMENT}, 1),
 }
-REPEATED = ("deterministic, XLA", "op determinism, no XLA", "XLA, not deterministic")  # twice: same weights?
+# fmt: on
+PAPERS = {"resnet20": "resnet20_cifar10.yaml", "lenet5": "lenet5_mnist.yaml"}
+SHARDS_OF = {"resnet20": "cifar_shaped", "lenet5": "mnist"}
 
 
-def prepare(folder: pathlib.Path) -> None:
+def prepare(folder: pathlib.Path, mnist_shards: str | None) -> None:
     from workflow import config as cfg
 
-    config = cfg.load_config(cfg.load_yaml(REPO / "configs" / "papers" / "resnet20_cifar10.yaml"))
-    experiment = next(iter(config["experiments"]))
-    base = cfg.train_params(config, experiment)
-    base["train"].update(batch_size=BATCH, epochs=EPOCHS, mixed_precision=True, in_memory=True)
-    variants = {}
-    for name, changes in VARIANTS.items():
-        params = copy.deepcopy(base)
+    base = {}
+    for model, paper in PAPERS.items():
+        config = cfg.load_config(cfg.load_yaml(REPO / "configs" / "papers" / paper))
+        base[model] = cfg.train_params(config, next(iter(config["experiments"])))
+    variants: dict[str, Any] = {}
+    for name, (group, model, kind, changes, repeats) in RUNS.items():
+        params = copy.deepcopy(base[model])
+        params["train"].update(batch_size=512, epochs=EPOCHS, mixed_precision=True, in_memory=True)
         for key, value in changes.items():
-            if key == "augment":  # none: the same work as plain model.fit
-                params["train"]["augment"].update(pad_crop=0, horizontal_flip=False)
+            if key == "augment":
+                params["train"]["augment"].update(value)
             else:
                 params["train"][key] = value
-        variants[name] = params
+        variants[name] = {"group": group, "model": model, "kind": kind, "params": params, "repeats": repeats,
+                          "seeds": [0]}  # fmt: skip
+    variants["lenet5_mnist as configured"] = {"group": "reproduce", "model": "lenet5", "kind": "reproduce",
+                                              "params": base["lenet5"], "repeats": 1, "seeds": [0, 1, 2]}  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "variants.json").write_text(json.dumps(variants, indent=1))
-    print(f"wrote {folder / 'variants.json'}: {', '.join(variants)}")
+    if mnist_shards:  # packed: MNIST's shards compress about 5 times, and at most 64 MiB travel per call
+        with tarfile.open(folder / "mnist.tar.gz", "w:gz") as packed:
+            packed.add(mnist_shards, arcname="mnist")
+    print(f"wrote {folder / 'variants.json'}: {len(variants)} runs")
 
 
 def write_shards(folder: pathlib.Path) -> None:
@@ -100,18 +146,35 @@ def write_shards(folder: pathlib.Path) -> None:
     (folder / "spec.json").write_text(json.dumps(spec))
 
 
-def worker(variant: str, params: dict, shards: str, out: str) -> dict:
-    """One run in this process: the project's train step, or plain model.fit."""
-    if variant != "plain model.fit":
+def worker(variant: dict[str, Any], shards: str, out: str, seed: int) -> dict[str, Any]:
+    """One run in this process."""
+    kind, params = variant["kind"], variant["params"]
+    if kind == "pipeline":
+        return pipeline_alone(params, shards)
+    if kind in ("project", "reproduce"):
         from workflow.train import train
 
         folder = pathlib.Path(out)
         info = train(shards_dir=shards, model_path=str(folder / "model.keras"),
                      history_path=str(folder / "history.json"), info_path=str(folder / "train.json"),
                      tensorboard_dir=str(folder / "tensorboard"), checkpoint_root=str(folder / "checkpoints"),
-                     params=params, seed=0)  # fmt: skip
-        return {"steady": info["steady_examples_per_second"], "first_epoch_s": info["first_epoch_seconds"],
-                "weights": weights_digest(folder / "model.keras")}  # fmt: skip
+                     params=params, seed=seed)  # fmt: skip
+        result = {"steady": info["steady_examples_per_second"], "first_epoch_s": info["first_epoch_seconds"],
+                  "train_s": info["wall_seconds"], "determinism": info["determinism"],
+                  "jit_compile": info["jit_compile"], "weights": weights_digest(folder / "model.keras")}  # fmt: skip
+        if kind == "reproduce":
+            from workflow.evaluate import evaluate
+
+            metrics = evaluate(model_path=str(folder / "model.keras"), shards_dir=shards,
+                               metrics_path=str(folder / "metrics.json"), batch_size=1000, target=None)  # fmt: skip
+            result["error"] = metrics["error"]
+        return result
+    return plain_fit(params, shards)
+
+
+def plain_fit(params: dict[str, Any], shards: str) -> dict[str, Any]:
+    """Plain `model.fit` on float32 arrays in memory: the same model, batch, XLA, precision and batches per
+    call as the project's step (set up and compiled by its own functions), nothing else of the project."""
     import keras
 
     from workflow.models import build_model
@@ -122,21 +185,39 @@ def worker(variant: str, params: dict, shards: str, out: str) -> dict:
     set_up(settings, 0)
     arrays = load_arrays(shards, "train")
     images, labels = (arrays["images"].astype("float32") / 255.0), arrays["labels"]
-    model = build_model(params["model"], SHAPE, CLASSES)
+    model = build_model(params["model"], images.shape[1:], int(labels.max()) + 1)
     compile_model(model, settings, -(-len(labels) // settings.batch_size))
     seconds: list[float] = []
 
     class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.started = time.perf_counter()
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             seconds.append(time.perf_counter() - self.started)
 
     model.fit(images, labels, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0,
               callbacks=[Timer()])  # fmt: skip
     steady = len(labels) * (len(seconds) - 1) / sum(seconds[1:])
     return {"steady": steady, "first_epoch_s": seconds[0], "weights": None}
+
+
+def pipeline_alone(params: dict[str, Any], shards: str) -> dict[str, Any]:
+    """Images/s of the train step's own input pipeline (workflow.train.load_data), iterated with nothing
+    training: two epochs' batches after a warm-up epoch, on all of the machine's cores."""
+    from workflow.shards import read_spec
+    from workflow.train import TrainConfig, load_data
+
+    settings = TrainConfig.of(params)
+    train_data, _, _ = load_data(shards, settings, 0, read_spec(shards))
+    timings = []
+    for epoch in range(3):
+        started, images = time.perf_counter(), 0
+        for batch in train_data(epoch):
+            images += int(batch[0].shape[0])
+        timings.append((images, time.perf_counter() - started))
+    steady = sum(count for count, _ in timings[1:]) / sum(seconds for _, seconds in timings[1:])
+    return {"steady": steady, "first_epoch_s": timings[0][1], "weights": None, "cores": os.cpu_count()}
 
 
 def weights_digest(path: pathlib.Path) -> str:
@@ -149,56 +230,145 @@ def weights_digest(path: pathlib.Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def run(folder: pathlib.Path, only: list[str]) -> None:
+def run(folder: pathlib.Path, groups: list[str], demand: float | None) -> None:
     variants = json.loads((folder / "variants.json").read_text())
-    variants = {name: params for name, params in variants.items() if not only or name in only}
-    shards = folder / "shards"
-    write_shards(shards)
-    results: dict[str, list[dict]] = {}
-    for name, params in variants.items():
-        for attempt in range(2 if name in REPEATED else 1):
-            out = folder / "runs" / f"{name.replace(' ', '_').replace(',', '').replace('+', 'and')}-{attempt}"
-            out.mkdir(parents=True, exist_ok=True)
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-            (out / "params.json").write_text(json.dumps(params))
-            started = time.monotonic()
-            completed = subprocess.run([sys.executable, __file__, "worker", name, str(out / "params.json"), str(shards),
-                                        str(out)], capture_output=True, text=True, env=env)  # fmt: skip
-            (out / "log.txt").write_text(completed.stdout + completed.stderr)
-            if completed.returncode != 0:
-                print(f"{name} (run {attempt + 1}) failed:\n{completed.stderr[-3000:]}", flush=True)
+    write_shards(folder / "cifar_shaped")
+    if (folder / "mnist.tar.gz").is_file() and not (folder / "mnist").is_dir():
+        with tarfile.open(folder / "mnist.tar.gz") as packed:
+            packed.extractall(folder, filter="data")
+    for group in groups:
+        results: dict[str, list[dict[str, Any]]] = {}
+        for name, variant in variants.items():
+            if variant["group"] != group:
                 continue
-            result = json.loads(completed.stdout.strip().splitlines()[-1])
-            result["wall_s"] = time.monotonic() - started
-            result["xla_off_warning"] = "support `jit_compile=True`" in completed.stderr + completed.stdout
-            results.setdefault(name, []).append(result)
-            print(f"{name} (run {attempt + 1}): {result}", flush=True)
-    plain = results.get("plain model.fit", [{}])[0].get("steady")
-    print(f"\n## GPU training: ResNet-20, {TRAIN:,} random 32x32x3 images, batch {BATCH}, mixed precision, "
-          f"{EPOCHS} epochs\n")  # fmt: skip
-    print("| variant | steady examples/s | first epoch s | / plain | XLA turned off | same weights twice |")
+            shards = folder / SHARDS_OF[variant["model"]]
+            for seed in variant["seeds"]:
+                for attempt in range(variant["repeats"]):
+                    results.setdefault(name, []).append(one_run(folder, name, variant, shards, seed, attempt))
+        (folder / f"results-{group}.json").write_text(json.dumps(results, indent=1))
+        TABLES[group](results, step_demand(folder) if demand is None else demand)
+
+
+def step_demand(folder: pathlib.Path) -> float | None:
+    """The images/s the train step takes when its data is ready: the resnet group's run without augmentation."""
+    path = folder / "results-resnet.json"
+    resnet = json.loads(path.read_text()) if path.is_file() else {}
+    return (ok(resnet.get("project, no augmentation", [])) or [{}])[0].get("steady")
+
+
+def one_run(folder: pathlib.Path, name: str, variant: dict[str, Any], shards: pathlib.Path, seed: int,
+            attempt: int) -> dict[str, Any]:  # fmt: skip
+    slug = "".join(c if c.isalnum() else "_" for c in name)
+    out = folder / "runs" / f"{slug}-seed{seed}-{attempt}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "variant.json").write_text(json.dumps(variant))
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, __file__, "worker", str(out / "variant.json"), str(shards), str(out), str(seed)],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+    (out / "log.txt").write_text(completed.stdout + completed.stderr)
+    if completed.returncode != 0:
+        print(f"{name} (seed {seed}, run {attempt + 1}) failed:\n{completed.stderr[-3000:]}", flush=True)
+        return {"failed": True}
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    result["xla_off_warning"] = "support `jit_compile=True`" in completed.stderr + completed.stdout
+    print(f"{name} (seed {seed}, run {attempt + 1}): {result}", flush=True)
+    return result
+
+
+def ok(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [result for result in runs if not result.get("failed")]
+
+
+def speed_table(results: dict[str, list[dict[str, Any]]], plain_name: str, title: str) -> None:
+    plain = (ok(results.get(plain_name, [])) or [{}])[0].get("steady")
+    print(f"\n## {title}\n")
+    print("| run | steady examples/s | first epoch s | / plain | XLA turned off | same weights twice |")
     print("|---|---|---|---|---|---|")
     for name, runs in results.items():
+        runs = ok(runs)
+        if not runs:
+            print(f"| {name} | failed | | | | |")
+            continue
         first = runs[0]
         ratio = f"{first['steady'] / plain:.2f}" if plain else "-"
-        same = "-" if len(runs) < 2 else ("yes" if runs[0]["weights"] == runs[1]["weights"] else "no")
+        same = "-" if len(runs) < 2 else ("yes" if len({run["weights"] for run in runs}) == 1 else "no")
         print(f"| {name} | {first['steady']:,.0f} | {first['first_epoch_s']:.1f} | {ratio} | "
               f"{'yes' if first['xla_off_warning'] else 'no'} | {same} |")  # fmt: skip
-    (folder / "results.json").write_text(json.dumps(results, indent=1))
+
+
+def resnet_table(results: dict[str, list[dict[str, Any]]], demand: float | None) -> None:
+    speed_table(results, "plain model.fit", f"ResNet-20, {TRAIN:,} random 32x32x3 images, batch 512, mixed "
+                f"precision, {EPOCHS} epochs")  # fmt: skip
+
+
+def determinism_table(results: dict[str, list[dict[str, Any]]], demand: float | None) -> None:
+    speed_table(results, "", "ResNet-20 as above, deterministic, each run twice with seed 0")
+
+
+def precision_table(results: dict[str, list[dict[str, Any]]], demand: float | None) -> None:
+    speed_table(results, "plain, float32, batch 512", "Plain model.fit of ResNet-20, XLA: float32 against "
+                "mixed_float16 (/ plain: against float32 at batch 512)")  # fmt: skip
+
+
+def lenet_table(results: dict[str, list[dict[str, Any]]], demand: float | None) -> None:
+    speed_table(results, "lenet5 plain model.fit", f"LeNet-5, MNIST's 60,000 train images, batch 128, XLA, "
+                f"float32, {EPOCHS} epochs")  # fmt: skip
+
+
+def pipeline_table(results: dict[str, list[dict[str, Any]]], demand: float | None) -> None:
+    print(f"\n## The input pipeline alone, batch 512, {os.cpu_count()} cores; the step's demand: "
+          f"{demand or 0:,.0f} images/s\n")  # fmt: skip
+    print("| pipeline | images/s | / demand |")
+    print("|---|---|---|")
+    for name, runs in results.items():
+        runs = ok(runs)
+        if runs:
+            ratio = f"{runs[0]['steady'] / demand:.2f}" if demand else "-"
+            print(f"| {name} | {runs[0]['steady']:,.0f} | {ratio} |")
+
+
+def reproduce_table(results: dict[str, list[dict[str, Any]]], demand: float | None) -> None:
+    print("\n## LeNet-5 reproduction (configs/papers/lenet5_mnist.yaml as configured) on this GPU\n")
+    print("| seed | test error | train s | steady examples/s | determinism |")
+    print("|---|---|---|---|---|")
+    runs = ok(next(iter(results.values()), []))
+    for seed, result in enumerate(runs):
+        print(f"| {seed} | {result['error']:.2%} | {result['train_s']:.0f} | {result['steady']:,.0f} | "
+              f"{result['determinism']} |")  # fmt: skip
+    if runs:
+        errors = [result["error"] for result in runs]
+        print(f"| mean | {sum(errors) / len(errors):.3%} | {sum(r['train_s'] for r in runs):.0f} (all) | | |")
+
+
+TABLES = {
+    "resnet": resnet_table,
+    "determinism": determinism_table,
+    "pipeline": pipeline_table,
+    "precision": precision_table,
+    "lenet": lenet_table,
+    "reproduce": reproduce_table,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["prepare", "run", "worker"])
     parser.add_argument("args", nargs="+")
+    parser.add_argument("--demand", type=float, help="the step's images/s for the pipeline table")
     arguments = parser.parse_args()
     if arguments.action == "prepare":
-        prepare(pathlib.Path(arguments.args[0]))
+        prepare(pathlib.Path(arguments.args[0]), arguments.args[1] if len(arguments.args) > 1 else None)
     elif arguments.action == "run":
-        run(pathlib.Path(arguments.args[0]), arguments.args[1:])  # optional: the variants to run
+        unknown = set(arguments.args[1:]) - set(TABLES)
+        if unknown or not arguments.args[1:]:
+            parser.error(f"groups: one or more of {', '.join(TABLES)} (got {', '.join(arguments.args[1:]) or 'none'})")
+        run(pathlib.Path(arguments.args[0]), arguments.args[1:], arguments.demand)
     else:
-        name, params_path, shards, out = arguments.args
-        print(json.dumps(worker(name, json.loads(pathlib.Path(params_path).read_text()), shards, out)))
+        variant_path, shards, out, seed = arguments.args
+        print(json.dumps(worker(json.loads(pathlib.Path(variant_path).read_text()), shards, out, int(seed))))
 
 
 if __name__ == "__main__":

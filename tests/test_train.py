@@ -155,3 +155,20 @@ def test_train_json_separates_the_first_epoch_from_the_steady_speed(train_in_sub
     assert info["first_epoch_seconds"] == pytest.approx(seconds[0], abs=1e-3)
     assert info["steady_examples_per_second"] == pytest.approx(per_epoch * 2 / sum(seconds[1:]), rel=1e-2)
     assert info["steady_examples_per_second"] > info["examples_per_second"]  # the first epoch is the slow one
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_augmenting_in_the_train_step_gives_the_same_weights_as_in_tf_data(train_in_subprocess, jit_compile):
+    """train.augment.on_device moves the shifts and flips from tf.data into the compiled train step (onto
+    the GPU there); with the same seeds a one-replica run makes the same images, so the weights are
+    bitwise those of augmenting in tf.data, and not those of no augmentation at all."""
+    runs = {}
+    for name, augment in {"tf_data": {"pad_crop": 2, "horizontal_flip": True},
+                          "train_step": {"pad_crop": 2, "horizontal_flip": True, "on_device": True},
+                          "none": {}}.items():  # fmt: skip
+        params = train_params(deterministic=True, jit_compile=jit_compile, epochs=1, augment=augment)
+        _, runs[name] = train_in_subprocess(params, seed=4, name=name)
+
+    for a, b in zip(weights_of(runs["tf_data"]), weights_of(runs["train_step"]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(weights_of(runs["train_step"])[0], weights_of(runs["none"])[0])

@@ -16,7 +16,9 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, pad_crop: int = 0, horizon
     if pad_crop:
         images = random_shift(images, pad_crop, seed)
     if horizontal_flip:
-        coins = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed + [0, 1]) < 0.5
+        # An integer draw: XLA turns random bits into floats otherwise than TensorFlow's kernels do, so a
+        # float coin would flip other images inside the compiled train step (train.augment.on_device).
+        coins = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed + [0, 1], maxval=2, dtype=tf.int32) > 0
         images = tf.where(coins[:, None, None, None], tf.reverse(images, axis=[2]), images)
     return images
 

@@ -129,20 +129,62 @@ def augmentations(augment: dict[str, Any] | None) -> list[tuple[Callable[..., tf
 
 
 def finish_batches(dataset: tf.data.Dataset, seed: int, augment: dict[str, Any] | None) -> tf.data.Dataset:
-    """Seeded augmentation of (images, labels) batches, if configured, then prefetch."""
+    """Seeded augmentation of (images, labels) batches, if configured, then prefetch.
+
+    With `augment.on_device` the batches leave unaugmented as (images, labels, seeds), a copy of the
+    batch's seed per example, for the compiled train step to augment (`augment_in_train_step`): the
+    third element is what Keras's fit carries through to train_step untouched, and copied per example
+    it is split with the batch across replicas.
+    """
     steps = augmentations(augment)
     if steps:
-
-        def apply(batch: tuple[tf.Tensor, tf.Tensor], batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            images = batch[0]
-            for index, (function, options) in enumerate(steps):
-                # Each step its own stateless seed; the first keeps the batch's, as before there were several.
-                images = function(images, batch_seed + tf.constant([0, 1000], batch_seed.dtype) * index, **options)
-            return images, batch[1]
-
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds).map(apply, num_parallel_calls=AUTOTUNE)
+        batches = tf.data.Dataset.zip(dataset, seeds)
+        if (augment or {}).get("on_device"):
+
+            def with_seeds(batch: tuple[tf.Tensor, tf.Tensor], batch_seed: tf.Tensor) -> tuple[tf.Tensor, ...]:
+                return batch[0], batch[1], tf.broadcast_to(batch_seed, [tf.shape(batch[1])[0], 2])
+
+            dataset = batches.map(with_seeds)
+        else:
+
+            def apply(batch: tuple[tf.Tensor, tf.Tensor], batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                return augment_images(batch[0], batch_seed, steps), batch[1]
+
+            dataset = batches.map(apply, num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
+
+
+def augment_images(
+    images: tf.Tensor, batch_seed: tf.Tensor, steps: list[tuple[Callable[..., tf.Tensor], dict[str, Any]]]
+) -> tf.Tensor:
+    """Each augmentation step in turn, each with its own stateless seed (the first keeps the batch's)."""
+    for index, (function, options) in enumerate(steps):
+        images = function(images, batch_seed + tf.constant([0, 1000], batch_seed.dtype) * index, **options)
+    return images
+
+
+def augment_in_train_step(model: Any, augment: dict[str, Any] | None) -> None:
+    """With `train.augment.on_device`, the model's train step augments each batch first: on the GPU or
+    TPU, inside the XLA program with jit_compile, instead of in tf.data on the host's cores.
+
+    The batches come as (images, labels, seeds) from `finish_batches`; the model's own step gets
+    (augmented images, labels), so the seeds never weight the loss. Each replica adds its index to
+    the seed, so replicas shift and flip their parts of a batch differently. Instance-level: the
+    saved model.keras holds no trace of it.
+    """
+    steps = augmentations(augment)
+    if not steps or not (augment or {}).get("on_device"):
+        return
+    model_step = model.train_step
+
+    def train_step(data: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> Any:
+        images, labels, seeds = data
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        batch_seed = seeds[0] + tf.cast(tf.stack([0, replica * 7919]), seeds.dtype)
+        return model_step((augment_images(images, batch_seed, steps), labels))
+
+    model.train_step = train_step
 
 
 def split_bytes(spec: dict[str, Any], split: str) -> int:

@@ -31,7 +31,7 @@ from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard,
 from workflow.config import config_hash
 from workflow.features import is_regression, is_table
 from workflow.models import build_model
-from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset, split_bytes
+from workflow.pipeline import augment_in_train_step, load_arrays, make_dataset, make_in_memory_dataset, split_bytes
 from workflow.shards import read_spec, sha256_path
 from workflow.tables import build_table_model
 
@@ -51,7 +51,7 @@ class TrainConfig:
     schedule: dict[str, Any]
     shuffle_buffer: int
     in_memory: bool | str  # auto, true, false: see IN_MEMORY_LIMIT_BYTES and configs/schema.yaml
-    augment: dict[str, Any]  # pad_crop (pixels) and horizontal_flip, applied to train batches only.
+    augment: dict[str, Any]  # pad_crop, horizontal_flip, code: train batches only; on_device: in the train step
     strategy: str
     workers: int  # Processes of a multi-worker cluster; started by workflow/launch.py.
     devices: int
@@ -129,6 +129,7 @@ def train(
         if transfer:
             finetune.require_something_trains(model, copied)
         compile_model(model, config, steps["train"], regression=is_regression(spec))
+        augment_in_train_step(model, config.augment)
         progress = checkpoint.restore(model)
     progress.attempts += 1
     examples_per_epoch = steps["train"] * config.batch_size if steps["fixed"] else spec["splits"]["train"]["examples"]
