@@ -143,32 +143,64 @@ def test_a_damaged_shard_fails_training_by_name_and_makes_no_model(folder, relia
                 "and every step after it", 0)  # fmt: skip
 
 
-def test_sigterm_to_snakemake_lets_the_job_finish_and_says_no_job_failed(folder, reliability):
-    """After the failed retrain above: SIGTERM to snakemake while train runs. Snakemake lets the job
-    finish and stops; the message says that it was asked to stop and that no job failed; the next
-    run goes on from there."""
-    config = one_run_config(folder)
+def signal_during_training(folder: pathlib.Path, config: str, sent: signal.Signals, *args: str) -> tuple[int, str]:
+    """Run snakemake (one core) and send it `sent` once the train job has started; its exit status and stderr."""
     log = folder / "results/logs/train/digits_mlp/seed0.log"
     log.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(folder)}
     env["PATH"] = f"{without_slurm_client()}{os.pathsep}{pathlib.Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     run = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", config, "--replace-workflow-config"],
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", config, "--replace-workflow-config", *args],
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 300
     while not log.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    run.send_signal(signal.SIGTERM)
+    run.send_signal(sent)
     _, stderr = run.communicate(timeout=600)
+    return run.returncode, stderr
 
-    assert run.returncode != 0
+
+def test_sigterm_to_snakemake_lets_the_job_finish_and_says_no_job_failed(folder, reliability):
+    """After the failed retrain above: SIGTERM to snakemake while train runs. Snakemake lets the job
+    finish and stops; the message says that it was asked to stop and that no job failed; the next
+    run goes on from there."""
+    config = one_run_config(folder)
+    returncode, stderr = signal_during_training(folder, config, signal.SIGTERM)
+
+    assert returncode != 0
     assert "asked to stop (SIGTERM)" in stderr and "no job failed" in stderr, stderr[-3000:]
     assert (folder / RUN / "model.keras").exists(), "the running train job was let finish"
     planned = planned_jobs(snakemake(folder, "-n", "--configfile", config, "--replace-workflow-config"))
     assert "train" not in planned and "evaluate" in planned, planned
     reliability("SIGTERM to snakemake during training", "snakemake", "running job finished; said no job failed; "
                 "next run went on", 0)  # fmt: skip
+
+
+def test_a_forced_retrain_interrupted_by_ctrl_c_is_redone_with_every_step_after_it(folder, reliability):
+    """A finished run, then `--forcerun train` interrupted (SIGINT, as Ctrl-C sends) while train runs:
+    snakemake says so; the old model left behind is marked incomplete, so a plain run refuses to take it
+    as finished (Snakemake names the files and --rerun-incomplete) instead of "Nothing to be done", and
+    the run with --rerun-incomplete redoes the retrain and every step after it."""
+    config = one_run_config(folder)
+    plain = ("--configfile", config, "--replace-workflow-config")
+    assert snakemake(folder, "--cores", "2", *plain).returncode == 0
+    assert planned_jobs(snakemake(folder, "-n", *plain)) == {}
+
+    returncode, stderr = signal_during_training(folder, config, signal.SIGINT, "--forcerun", "train")
+
+    assert returncode != 0
+    assert "interrupted (Ctrl-C)" in stderr, stderr[-3000:]
+    refused = snakemake(folder, "-n", *plain)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "IncompleteFilesException" in output, output[-3000:]
+    assert f"{RUN}/model.keras" in output and "--rerun-incomplete" in output
+    planned = planned_jobs(snakemake(folder, "-n", "--rerun-incomplete", *plain))
+    assert {"train", "evaluate", "manifest", "export", "tflite", "parity", "gate", "publish"} <= set(planned), planned
+    assert snakemake(folder, "--cores", "2", "--rerun-incomplete", *plain).returncode == 0
+    assert planned_jobs(snakemake(folder, "-n", *plain)) == {}
+    reliability("a forced retrain interrupted by Ctrl-C", "snakemake", "said so; the old model is marked incomplete; "
+                "--rerun-incomplete redid the retrain and every step after it", 0)  # fmt: skip
 
 
 def test_a_second_snakemake_on_the_same_results_is_refused(folder, reliability):

@@ -191,9 +191,26 @@ def test_integer_valued_floats_and_non_finite_numbers_are_refused(path, value, e
     assert expected in str(caught.value)
 
 
-def test_the_checker_and_the_dag_agree_on_a_float_epoch_count(folder):
-    config = with_change("experiments.exp.train", {"epochs": 2.0})
-    refused_by_both(folder, yaml.safe_dump(config), "experiments.exp.train.epochs: 2.0 is not a whole number")
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("experiments.exp.deploy", {"model_name": ".."}, "experiments.exp.deploy.model_name"),
+        ("experiments.exp.train", {"epochs": 2.0}, "experiments.exp.train.epochs: 2.0 is not a whole number"),
+        ("experiments.exp.train", {"optimizer": {"learning_rate": math.nan}}, "learning_rate: nan is not a finite"),
+        ("experiments.exp.target", {"metric": "accuracy", "value": 0.9, "source": "x", "tolerance": math.inf},
+         "experiments.exp.target.tolerance: inf is not a finite"),
+        ("experiments.exp.parity", {"budgets": {"float32": {"min_top1_agreement": math.nan}}},
+         "min_top1_agreement: nan"),
+        ("datasets.digits.manual_dir", "raw", "datasets.digits.manual_dir: sklearn_digits reads no raw files"),
+        ("datasets.digits", {"csv": {"path": "/etc", "label": "y"}}, "datasets.digits.csv.path: /etc is a folder"),
+        ("experiments.exp.seeds", ["x" * 10_000], "(10002 characters)"),
+    ],
+    ids=["model-name", "float-epochs", "lr-nan", "tolerance-inf", "agreement-nan", "manual-dir", "csv-folder", "long"],
+)  # fmt: skip
+def test_the_checker_and_the_dag_build_refuse_alike(folder, path, value, expected):
+    """Items 3, 4, 5, 8 and 12 as files: `python -m workflow.config FILE` and `snakemake -n --configfile FILE`
+    refuse each with the same message before any job."""
+    refused_by_both(folder, yaml.safe_dump(with_change(path, value)), expected)
 
 
 def test_results_are_valid_json_and_the_gate_fails_closed_on_nan(tmp_path):
@@ -287,6 +304,32 @@ def test_a_pretrained_source_that_is_not_there_is_refused_by_key(init_from, expe
         cfg.load_config(with_change("experiments.exp.model", {"name": "mlp", "init_from": init_from}))
     assert f"experiments.exp.model.init_from.{next(iter(init_from))}" in str(caught.value)
     assert expected in str(caught.value)
+
+
+def test_after_a_finished_run_a_changed_config_with_a_missing_source_is_refused_and_nothing_changes(finished, tmp_path):
+    """The red team's sequence on a real finished run: training changed and init_from pointed at nothing.
+    The dry run and the real run fail by key before any job, and the finished manifest stays as it was;
+    with the training change alone, train is planned again (and the manifest after it), not the manifest alone."""
+    manifest = finished / "results/runs/digits_mlp/seed0/manifest.json"
+    before = manifest.read_bytes()
+    config = yaml.safe_load((finished / "configs/default.yaml").read_text())
+    experiment = config["experiments"]["digits_mlp"]
+    experiment["train"].update(epochs=3, optimizer={"name": "adam", "learning_rate": 0.5})
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    experiment["model"]["init_from"] = {"path": "missing/model.keras"}
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(yaml.safe_dump(config))
+
+    for args in (["-n"], ["--cores", "1"]):
+        result = snakemake(finished, *args, "--configfile", str(missing))
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output[-3000:]
+        assert "experiments.digits_mlp.model.init_from.path: missing/model.keras does not exist" in output
+        assert "Job stats" not in output, output[-3000:]
+    assert manifest.read_bytes() == before
+    planned = planned_jobs(snakemake(finished, "-n", "--configfile", str(changed)))
+    assert planned.get("train") == 1 and planned.get("manifest") == 1, planned
 
 
 def test_a_manifest_never_describes_a_model_its_config_did_not_make():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import planned_jobs, snakemake
+from helpers import planned_jobs, snakemake, with_change
 
 pytestmark = pytest.mark.dag
 
@@ -68,6 +68,19 @@ def test_a_title_that_looks_like_a_number_stays_text(finished):
 def test_how_and_where_training_runs_reruns_nothing(finished, override):
     """`runtime` and `resources` are not the train step's params (Model Garden's trainer/runtime split)."""
     assert planned_jobs(snakemake(finished, "-n", "--config", override)) == {}
+
+
+def test_the_node_count_is_not_part_of_the_train_steps_params():
+    """resources.train.nodes needs several workers (one per node at most), whose finished run is too costly
+    for a dry run here: the train step's params, its cache key, are the same for 1 and 2 nodes."""
+    from workflow import config as cfg
+
+    def params(nodes: int) -> dict:
+        config = with_change("experiments.exp.train", {"workers": 2})
+        config["experiments"]["exp"]["resources"] = {"train": {"nodes": nodes}}
+        return cfg.train_params(cfg.load_config(config), "exp")
+
+    assert params(1) == params(2) and params(1)["train"]["workers"] == 2
 
 
 def test_what_training_computes_still_retrains(finished):

@@ -88,7 +88,9 @@ def why_the_run_stopped(scheduler: object) -> str | None:
         then = "some jobs had also failed: see the errors above" if failed else "no job had failed"
         return (
             f"snakemake was interrupted (Ctrl-C): it cancelled the jobs it was running; {then}. "
-            "Run the same command again to go on from there (a finished step is not redone). "
+            "Run the same command again to go on from there (a finished step is not redone); if Snakemake "
+            "then names incomplete files (what a cancelled job left, such as the old model of a forced retrain), "
+            "add --rerun-incomplete to redo those steps and every step after them. "
             "On Slurm, a second Ctrl-C can stop the cancellation: `make slurm-cancel` cancels what is left."
         )
     if getattr(scheduler, "_user_kill", None) != "graceful":
