@@ -190,7 +190,7 @@ def test_a_forced_retrain_interrupted_by_ctrl_c_is_redone_with_every_step_after_
     returncode, stderr = signal_during_training(folder, config, signal.SIGINT, "--forcerun", "train")
 
     assert returncode != 0
-    assert "interrupted (Ctrl-C)" in stderr, stderr[-3000:]
+    assert "interrupted (Ctrl-C)" in stderr and "add --rerun-incomplete" in stderr, stderr[-3000:]
     refused = snakemake(folder, "-n", *plain)
     output = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "IncompleteFilesException" in output, output[-3000:]

@@ -140,7 +140,7 @@ def finish_batches(dataset: tf.data.Dataset, seed: int, augment: dict[str, Any] 
     if steps:
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         batches = tf.data.Dataset.zip(dataset, seeds)
-        if (augment or {}).get("on_device"):
+        if augments_on_device(augment):
 
             def with_seeds(batch: tuple[tf.Tensor, tf.Tensor], batch_seed: tf.Tensor) -> tuple[tf.Tensor, ...]:
                 return batch[0], batch[1], tf.broadcast_to(batch_seed, [tf.shape(batch[1])[0], 2])
@@ -153,6 +153,11 @@ def finish_batches(dataset: tf.data.Dataset, seed: int, augment: dict[str, Any] 
 
             dataset = batches.map(apply, num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
+
+
+def augments_on_device(augment: dict[str, Any] | None) -> bool:
+    """Whether the train step augments (`train.augment.on_device` with an augmentation to run), not tf.data."""
+    return bool(augmentations(augment)) and bool((augment or {}).get("on_device"))
 
 
 def augment_images(
@@ -170,13 +175,12 @@ def augment_in_train_step(model: Any, augment: dict[str, Any] | None) -> None:
 
     The batches come as (images, labels, seeds) from `finish_batches`; the model's own step gets
     (augmented images, labels), so the seeds never weight the loss. Each replica adds its index to
-    the seed, so replicas shift and flip their parts of a batch differently. Instance-level: the
-    saved model.keras holds no trace of it.
+    the seed, so that replicas do not shift and flip their parts of a batch alike (several replicas
+    are not tested with it). Instance-level: the saved model.keras holds no trace of it.
     """
-    steps = augmentations(augment)
-    if not steps or not (augment or {}).get("on_device"):
+    if not augments_on_device(augment):
         return
-    model_step = model.train_step
+    steps, model_step = augmentations(augment), model.train_step
 
     def train_step(data: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> Any:
         images, labels, seeds = data
