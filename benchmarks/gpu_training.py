@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -79,14 +80,21 @@ RUNS: dict[str, tuple[str, str, str, dict[str, Any], int]] = {
     "plain, float32, batch 512": ("precision", "resnet20", "plain",
                                   {**FAST, "augment": NO_AUGMENT, "mixed_precision": False}, 1),
     "plain, mixed_float16, batch 512": ("precision", "resnet20", "plain", {**FAST, "augment": NO_AUGMENT}, 1),
-    "lenet5 plain model.fit": ("lenet", "lenet5", "plain", {**FAST, "batch_size": 128, "mixed_precision": False}, 1),
-    "lenet5 project": ("lenet", "lenet5", "project", {**FAST, "batch_size": 128, "mixed_precision": False}, 1),
-    "in memory, augmentation on the CPU": ("pipeline", "resnet20", "pipeline", {"in_memory": True}, 1),
-    "streamed, augmentation on the CPU": ("pipeline", "resnet20", "pipeline", {"in_memory": False}, 1),
+    "lenet5 plain model.fit": ("lenet", "lenet5", "plain", {**FAST, "batch_size": 128, "mixed_precision": False}, 3),
+    "lenet5 project": ("lenet", "lenet5", "project", {**FAST, "batch_size": 128, "mixed_precision": False}, 3),
+    # Where the project's step loses against plain model.fit: each of its differences alone.
+    "lenet5 plain, one fit call per epoch": ("lenet", "lenet5", "plain per epoch",
+                                             {**FAST, "batch_size": 128, "mixed_precision": False}, 1),
+    "lenet5 plain, the project's in-memory tf.data": ("lenet", "lenet5", "plain on project data",
+                                                      {**FAST, "batch_size": 128, "mixed_precision": False}, 1),
+    "lenet5 project, streamed": ("lenet", "lenet5", "project", {**FAST, "batch_size": 128, "mixed_precision": False,
+                                                                "in_memory": False}, 3),
+    "in memory, augmentation on the CPU": ("pipeline", "resnet20", "pipeline", {"in_memory": True}, 3),
+    "streamed, augmentation on the CPU": ("pipeline", "resnet20", "pipeline", {"in_memory": False}, 3),
     "in memory, no augmentation (what on_device leaves to tf.data)": (
-        "pipeline", "resnet20", "pipeline", {"in_memory": True, "augment": NO_AUGMENT}, 1
+        "pipeline", "resnet20", "pipeline", {"in_memory": True, "augment": NO_AUGMENT}, 3
     ),
-    "streamed, no augmentation": ("pipeline", "resnet20", "pipeline", {"in_memory": False, "augment": NO_AUGMENT}, 1),
+    "streamed, no augmentation": ("pipeline", "resnet20", "pipeline", {"in_memory": False, "augment": NO_AUGMENT}, 3),
 }
 # fmt: on
 PAPERS = {"resnet20": "resnet20_cifar10.yaml", "lenet5": "lenet5_mnist.yaml"}
@@ -169,17 +177,23 @@ def worker(variant: dict[str, Any], shards: str, out: str, seed: int) -> dict[st
                                metrics_path=str(folder / "metrics.json"), batch_size=1000, target=None)  # fmt: skip
             result["error"] = metrics["error"]
         return result
-    return plain_fit(params, shards)
+    return plain_fit(params, shards, per_epoch=kind == "plain per epoch", project_data=kind == "plain on project data")
 
 
-def plain_fit(params: dict[str, Any], shards: str) -> dict[str, Any]:
+def plain_fit(
+    params: dict[str, Any], shards: str, per_epoch: bool = False, project_data: bool = False
+) -> dict[str, Any]:
     """Plain `model.fit` on float32 arrays in memory: the same model, batch, XLA, precision and batches per
-    call as the project's step (set up and compiled by its own functions), nothing else of the project."""
+    call as the project's step (set up and compiled by its own functions), nothing else of the project.
+
+    For finding where the project's step differs: `per_epoch` calls fit once per epoch, as the project
+    does; `project_data` fits on the project's in-memory tf.data pipeline (workflow.train.load_data)."""
     import keras
 
     from workflow.models import build_model
     from workflow.pipeline import load_arrays
-    from workflow.train import TrainConfig, compile_model, set_up
+    from workflow.shards import read_spec
+    from workflow.train import TrainConfig, compile_model, load_data, set_up
 
     settings = TrainConfig.of(params)
     set_up(settings, 0)
@@ -196,8 +210,17 @@ def plain_fit(params: dict[str, Any], shards: str) -> dict[str, Any]:
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             seconds.append(time.perf_counter() - self.started)
 
-    model.fit(images, labels, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0,
-              callbacks=[Timer()])  # fmt: skip
+    if project_data:
+        train_data, _, _ = load_data(shards, settings, 0, read_spec(shards))
+        for epoch in range(settings.epochs):
+            model.fit(train_data(epoch), initial_epoch=epoch, epochs=epoch + 1, verbose=0, callbacks=[Timer()])
+    elif per_epoch:
+        for epoch in range(settings.epochs):
+            model.fit(images, labels, batch_size=settings.batch_size, initial_epoch=epoch, epochs=epoch + 1,
+                      shuffle=True, verbose=0, callbacks=[Timer()])  # fmt: skip
+    else:
+        model.fit(images, labels, batch_size=settings.batch_size, epochs=settings.epochs, shuffle=True, verbose=0,
+                  callbacks=[Timer()])  # fmt: skip
     steady = len(labels) * (len(seconds) - 1) / sum(seconds[1:])
     return {"steady": steady, "first_epoch_s": seconds[0], "weights": None}
 
@@ -237,14 +260,15 @@ def run(folder: pathlib.Path, groups: list[str], demand: float | None) -> None:
         with tarfile.open(folder / "mnist.tar.gz") as packed:
             packed.extractall(folder, filter="data")
     for group in groups:
-        results: dict[str, list[dict[str, Any]]] = {}
-        for name, variant in variants.items():
-            if variant["group"] != group:
-                continue
-            shards = folder / SHARDS_OF[variant["model"]]
-            for seed in variant["seeds"]:
-                for attempt in range(variant["repeats"]):
-                    results.setdefault(name, []).append(one_run(folder, name, variant, shards, seed, attempt))
+        names = [name for name, variant in variants.items() if variant["group"] == group]
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        # Round-robin over the runs: a slower spell of a shared machine hits every run alike.
+        for attempt in range(max(variants[name]["repeats"] for name in names)):
+            for name in names:
+                variant = variants[name]
+                shards = folder / SHARDS_OF[variant["model"]]
+                for seed in variant["seeds"] if attempt < variant["repeats"] else []:
+                    results[name].append(one_run(folder, name, variant, shards, seed, attempt))
         (folder / f"results-{group}.json").write_text(json.dumps(results, indent=1))
         TABLES[group](results, step_demand(folder) if demand is None else demand)
 
@@ -253,7 +277,7 @@ def step_demand(folder: pathlib.Path) -> float | None:
     """The images/s the train step takes when its data is ready: the resnet group's run without augmentation."""
     path = folder / "results-resnet.json"
     resnet = json.loads(path.read_text()) if path.is_file() else {}
-    return (ok(resnet.get("project, no augmentation", [])) or [{}])[0].get("steady")
+    return median_steady(resnet.get("project, no augmentation", []))
 
 
 def one_run(folder: pathlib.Path, name: str, variant: dict[str, Any], shards: pathlib.Path, seed: int,
@@ -282,20 +306,33 @@ def ok(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [result for result in runs if not result.get("failed")]
 
 
+def median_steady(runs: list[dict[str, Any]]) -> float | None:
+    """The median steady rate of a run's repeats (the machine is shared: one run can be 10% off)."""
+    rates = [result["steady"] for result in ok(runs)]
+    return statistics.median(rates) if rates else None
+
+
+def spread(runs: list[dict[str, Any]]) -> str:
+    rates = [result["steady"] for result in ok(runs)]
+    return f"{min(rates):,.0f}-{max(rates):,.0f} ({len(rates)})" if len(rates) > 1 else "(1)"
+
+
 def speed_table(results: dict[str, list[dict[str, Any]]], plain_name: str, title: str) -> None:
-    plain = (ok(results.get(plain_name, [])) or [{}])[0].get("steady")
+    plain = median_steady(results.get(plain_name, []))
     print(f"\n## {title}\n")
-    print("| run | steady examples/s | first epoch s | / plain | XLA turned off | same weights twice |")
-    print("|---|---|---|---|---|---|")
+    print("| run | steady examples/s (median) | range (runs) | first epoch s | / plain | XLA turned off "
+          "| same weights twice |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for name, runs in results.items():
-        runs = ok(runs)
-        if not runs:
-            print(f"| {name} | failed | | | | |")
+        steady, runs = median_steady(runs), ok(runs)
+        if steady is None:
+            print(f"| {name} | failed | | | | | |")
             continue
         first = runs[0]
-        ratio = f"{first['steady'] / plain:.2f}" if plain else "-"
-        same = "-" if len(runs) < 2 else ("yes" if len({run["weights"] for run in runs}) == 1 else "no")
-        print(f"| {name} | {first['steady']:,.0f} | {first['first_epoch_s']:.1f} | {ratio} | "
+        ratio = f"{steady / plain:.2f}" if plain else "-"
+        same = "-" if len(runs) < 2 or first["weights"] is None else (
+            "yes" if len({run["weights"] for run in runs}) == 1 else "no")  # fmt: skip
+        print(f"| {name} | {steady:,.0f} | {spread(runs)} | {first['first_epoch_s']:.1f} | {ratio} | "
               f"{'yes' if first['xla_off_warning'] else 'no'} | {same} |")  # fmt: skip
 
 
@@ -321,13 +358,13 @@ def lenet_table(results: dict[str, list[dict[str, Any]]], demand: float | None) 
 def pipeline_table(results: dict[str, list[dict[str, Any]]], demand: float | None) -> None:
     print(f"\n## The input pipeline alone, batch 512, {os.cpu_count()} cores; the step's demand: "
           f"{demand or 0:,.0f} images/s\n")  # fmt: skip
-    print("| pipeline | images/s | / demand |")
-    print("|---|---|---|")
+    print("| pipeline | images/s (median) | range (runs) | / demand |")
+    print("|---|---|---|---|")
     for name, runs in results.items():
-        runs = ok(runs)
-        if runs:
-            ratio = f"{runs[0]['steady'] / demand:.2f}" if demand else "-"
-            print(f"| {name} | {runs[0]['steady']:,.0f} | {ratio} |")
+        steady = median_steady(runs)
+        if steady is not None:
+            ratio = f"{steady / demand:.2f}" if demand else "-"
+            print(f"| {name} | {steady:,.0f} | {spread(runs)} | {ratio} |")
 
 
 def reproduce_table(results: dict[str, list[dict[str, Any]]], demand: float | None) -> None:
