@@ -27,7 +27,7 @@ import tensorflow as tf
 from workflow import distribute, finetune, forests, runtime
 from workflow.atomic import atomic_path, read_json, write_json
 from workflow.catalog import FOREST_MODELS, TABLE_MODELS, family
-from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard, TrainingInterruptedError
+from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard, Progress, TrainingInterruptedError
 from workflow.config import config_hash
 from workflow.features import is_regression, is_table
 from workflow.models import build_model
@@ -107,72 +107,129 @@ def train(
             params=params, seed=seed,
         )  # fmt: skip
     set_up(config, seed)
+    run = start_run(config, params, seed, spec, shards_dir, checkpoint_root, init_model_path)
+    started = time.monotonic()
+    fit_epochs(run)
+    return finish_run(run, time.monotonic() - started, model_path, history_path, info_path, tensorboard_dir)
+
+
+@dataclasses.dataclass
+class Run:
+    """What the sections of one training run share: `start_run` sets it up, `fit_epochs` trains,
+    `finish_run` writes the outputs."""
+
+    config: TrainConfig
+    params: dict[str, Any]
+    seed: int
+    spec: dict[str, Any]
+    strategy: tf.distribute.Strategy
+    identity: distribute.TaskIdentity  # task_id, workers
+    scratch: pathlib.Path | None  # where a worker other than the chief writes the outputs nobody reads
+    train_data: Callable[[int], tf.data.Dataset]
+    validation_data: tf.data.Dataset | None
+    steps: dict[str, Any]
+    checkpoint: Checkpoint
+    model: Any = None  # keras.Model, built by build_and_compile
+    transfer: dict[str, Any] | None = None  # what model.init_from copied (workflow/finetune.py)
+    progress: Progress = dataclasses.field(default_factory=Progress)
+    resumed_from: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def chief(self) -> bool:
+        return self.identity["task_id"] == 0
+
+    @property
+    def init_from(self) -> dict[str, Any] | None:
+        return self.params["model"].get("init_from")
+
+    @property
+    def copied(self) -> list[str]:
+        return self.transfer["copied"] if self.transfer else []
+
+    @property
+    def examples_per_epoch(self) -> int:
+        if self.steps["fixed"]:
+            return int(self.steps["train"] * self.config.batch_size)
+        return int(self.spec["splits"]["train"]["examples"])
+
+    @property
+    def tensorboard_work(self) -> pathlib.Path:
+        """Where TensorBoard logs go while training (the checkpoint folder keeps them across a resume)."""
+        return self.checkpoint.folder / "tensorboard" if self.scratch is None else self.scratch / "tensorboard"
+
+
+def start_run(
+    config: TrainConfig,
+    params: dict[str, Any],
+    seed: int,
+    spec: dict[str, Any],
+    shards_dir: str,
+    checkpoint_root: str,
+    init_model_path: str | None,
+) -> Run:
+    """The strategy, the data, the checkpoint folder of this run's identity, and the model (build_and_compile)."""
     strategy = distribute.build_strategy(config.strategy, config.devices, tpu=config.tpu)
     identity = distribute.task_identity(strategy)
     chief = identity["task_id"] == 0
-    # Where a worker other than the chief writes the outputs nobody reads (removed at its end); the chief has none.
     scratch = None if chief else pathlib.Path(tempfile.mkdtemp(prefix=f"worker{identity['task_id']}-"))
     train_data, validation_data, steps = load_data(shards_dir, config, seed, spec, identity["workers"])
-    init_from = params["model"].get("init_from")
     identity_of_run = {"params": params, "seed": seed, "data": spec}
     if init_model_path:  # a changed source model must not resume from a checkpoint of the old one
         identity_of_run["init_sha256"] = sha256_path(init_model_path)
     # Every worker resumes from the chief's checkpoint: the variables are the same on all of them.
     checkpoint = Checkpoint(pathlib.Path(checkpoint_root) / config_hash(identity_of_run), owner=chief)
+    run = Run(config, params, seed, spec, strategy, identity, scratch, train_data, validation_data, steps, checkpoint)
     with strategy.scope():
-        model = build_any_model(params["model"], spec, shards_dir)
-        transfer = finetune.transfer_weights(model, init_model_path) if init_model_path else None
-        copied = transfer["copied"] if transfer else []
-        # Freeze as when the checkpoint was saved: mid-epoch e as in epoch e, at its end as in e - 1.
-        saved_epoch, saved_batch = checkpoint.position()
-        finetune.set_frozen(model, finetune.frozen_layers(init_from, copied, saved_epoch - (saved_batch == 0)))
-        if transfer:
-            finetune.require_something_trains(model, copied)
-        compile_model(model, config, steps["train"], regression=is_regression(spec))
-        augment_in_train_step(model, config.augment)
-        progress = checkpoint.restore(model)
-    progress.attempts += 1
-    examples_per_epoch = steps["train"] * config.batch_size if steps["fixed"] else spec["splits"]["train"]["examples"]
-    epoch_log = EpochLogger(config.epochs, examples_per_epoch)
-    if identity["workers"] > 1:
+        build_and_compile(run, shards_dir, init_model_path)
+    return run
+
+
+def build_and_compile(run: Run, shards_dir: str, init_model_path: str | None) -> None:
+    """Build the model (from init_from's weights if set), freeze and compile it, and restore the checkpoint."""
+    model = build_any_model(run.params["model"], run.spec, shards_dir)
+    run.transfer = finetune.transfer_weights(model, init_model_path) if init_model_path else None
+    # Freeze as when the checkpoint was saved: mid-epoch e as in epoch e, at its end as in e - 1.
+    saved_epoch, saved_batch = run.checkpoint.position()
+    finetune.set_frozen(model, finetune.frozen_layers(run.init_from, run.copied, saved_epoch - (saved_batch == 0)))
+    if run.transfer:
+        finetune.require_something_trains(model, run.copied)
+    compile_model(model, run.config, run.steps["train"], regression=is_regression(run.spec))
+    augment_in_train_step(model, run.config.augment)
+    run.model, run.progress = model, run.checkpoint.restore(model)
+    run.progress.attempts += 1
+    run.resumed_from = {"epoch": run.progress.epoch, "batch": run.progress.batch}
+    if run.identity["workers"] > 1:
         distribute.work_around_keras_multi_worker(model)
-    tensorboard_work = checkpoint.folder / "tensorboard" if scratch is None else scratch / "tensorboard"
-    resumed_from = {"epoch": progress.epoch, "batch": progress.batch}
+
+
+def fit_epochs(run: Run) -> None:
+    """Fit epoch by epoch from where the checkpoint left off, saving checkpoints as runtime.checkpoint says.
+
+    One model.fit call per epoch, so that a resume can start mid-epoch (skipping the batches done)
+    and fine-tuning can refreeze between epochs. A SIGTERM saves a checkpoint and raises
+    TrainingInterruptedError, which the train job reports as resumable.
+    """
+    config, model, progress = run.config, run.model, run.progress
+    epoch_log = EpochLogger(config.epochs, run.examples_per_epoch)
 
     def save(epoch: int, batch: int) -> None:
-        if chief:
-            checkpoint.save(model, dataclasses.replace(progress, epoch=epoch, batch=batch))
+        if run.chief:
+            run.checkpoint.save(model, dataclasses.replace(progress, epoch=epoch, batch=batch))
 
-    started = time.monotonic()
     # A failure before the first save removes the checkpoint folder the TensorBoard writers create.
-    with checkpoint.removed_unless_saved(), PreemptionGuard(enabled=chief) as guard, strategy.scope():
-        summaries = EpochSummaries(tensorboard_work)
+    with run.checkpoint.removed_unless_saved(), PreemptionGuard(enabled=run.chief) as guard, run.strategy.scope():
+        summaries = EpochSummaries(run.tensorboard_work)
         for epoch in range(progress.epoch, config.epochs):
-            if finetune.set_frozen(model, finetune.frozen_layers(init_from, copied, epoch)):
-                recompile(model, config, steps["train"], epoch, regression=is_regression(spec))
-                if identity["workers"] > 1:
-                    distribute.work_around_keras_multi_worker(model)
+            refreeze(run, epoch)
             done_before, progress.batch = progress.batch, 0
-            data = train_data(epoch).skip(done_before) if done_before else train_data(epoch)
-            step_count = steps["train"] - done_before if steps["fixed"] else None
             saver = CheckpointCallback(save, guard, config.checkpoint["every_steps"], first_batch=done_before)
-            history = model.fit(
-                data,
-                validation_data=validation_data,
-                initial_epoch=epoch,
-                epochs=epoch + 1,
-                steps_per_epoch=step_count,
-                validation_steps=steps["validation"] if steps["fixed"] and validation_data is not None else None,
-                verbose=0,
-                shuffle=False,  # the datasets are shuffled per (seed, epoch); Keras warns when asked to
-                callbacks=[saver, summaries, epoch_log],
-            )
+            history = fit_epoch(run, epoch, done_before, [saver, summaries, epoch_log])
             if saver.interrupted_at:
                 raise TrainingInterruptedError(
                     f"stopped by SIGTERM at epoch {epoch + 1}, batch {saver.interrupted_at[1]}; checkpoint in "
-                    f"{checkpoint.folder}; the rerun resumes from it"
+                    f"{run.checkpoint.folder}; the rerun resumes from it"
                 )
-            for key, values in history.history.items():
+            for key, values in history.items():
                 progress.history.setdefault(key, []).extend(float(value) for value in values)
             check_finite_loss(progress.history, epoch, config)
             progress.seconds.append(round(epoch_log.seconds[-1], 3))
@@ -181,44 +238,83 @@ def train(
                 save(progress.epoch, 0)
             if guard.requested.is_set():
                 raise TrainingInterruptedError(
-                    f"stopped by SIGTERM after epoch {progress.epoch}; checkpoint in {checkpoint.folder}; "
+                    f"stopped by SIGTERM after epoch {progress.epoch}; checkpoint in {run.checkpoint.folder}; "
                     "the rerun resumes from it"
                 )
-    wall_seconds = time.monotonic() - started
-    me = {**identity, "host": runtime.host()["hostname"], "pid": os.getpid()}
-    if scratch is not None:  # not the chief
-        save_outputs(model, progress.history, progress.seconds, {}, *(str(scratch / name) for name in OUTPUT_NAMES))
-        write_json(worker_report(model_path, identity["task_id"]), me)
-        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def refreeze(run: Run, epoch: int) -> None:
+    """Fine-tuning: freeze and unfreeze as the schedule says for `epoch`; recompile when that changed."""
+    if finetune.set_frozen(run.model, finetune.frozen_layers(run.init_from, run.copied, epoch)):
+        recompile(run.model, run.config, run.steps["train"], epoch, regression=is_regression(run.spec))
+        if run.identity["workers"] > 1:
+            distribute.work_around_keras_multi_worker(run.model)
+
+
+def fit_epoch(run: Run, epoch: int, done_before: int, callbacks: list[Any]) -> dict[str, list[float]]:
+    """One model.fit call for `epoch`, skipping its first `done_before` batches (done before a resume)."""
+    data = run.train_data(epoch).skip(done_before) if done_before else run.train_data(epoch)
+    fixed = run.steps["fixed"]
+    history = run.model.fit(
+        data,
+        validation_data=run.validation_data,
+        initial_epoch=epoch,
+        epochs=epoch + 1,
+        steps_per_epoch=run.steps["train"] - done_before if fixed else None,
+        validation_steps=run.steps["validation"] if fixed and run.validation_data is not None else None,
+        verbose=0,
+        shuffle=False,  # the datasets are shuffled per (seed, epoch); Keras warns when asked to
+        callbacks=callbacks,
+    )
+    return dict(history.history)
+
+
+def finish_run(
+    run: Run, wall_seconds: float, model_path: str, history_path: str, info_path: str, tensorboard_dir: str
+) -> dict[str, Any]:
+    """The chief writes model.keras, history.json, train.json and the TensorBoard logs, and removes the
+    checkpoint; another worker writes to its scratch folder, reports itself to the chief, and cleans up."""
+    me = {**run.identity, "host": runtime.host()["hostname"], "pid": os.getpid()}
+    progress = run.progress
+    if run.scratch is not None:  # not the chief
+        save_outputs(run.model, progress.history, progress.seconds, {}, *(str(run.scratch / n) for n in OUTPUT_NAMES))
+        write_json(worker_report(model_path, run.identity["task_id"]), me)
+        shutil.rmtree(run.scratch, ignore_errors=True)
         return me
-    info = {
-        "params": params,
-        "seed": seed,
-        "data": spec["source"],
+    info = train_info(run, wall_seconds, [me] + collect_worker_reports(model_path, run.identity["workers"]))
+    with atomic_path(tensorboard_dir) as tensorboard_tmp:
+        shutil.copytree(run.tensorboard_work, tensorboard_tmp)
+    save_outputs(run.model, progress.history, progress.seconds, info, model_path, history_path, info_path)
+    run.checkpoint.remove()
+    return info
+
+
+def train_info(run: Run, wall_seconds: float, workers: list[dict[str, Any]]) -> dict[str, Any]:
+    """train.json: what ran (config, data, code, versions, host, strategy) and how fast."""
+    model = run.model
+    return {
+        "params": run.params,
+        "seed": run.seed,
+        "data": run.spec["source"],
         "versions": runtime.versions(),
         "code": runtime.git_commit(),
         "host": runtime.host(),
-        "strategy": type(strategy).__name__,
-        "determinism": determinism(config),
+        "strategy": type(run.strategy).__name__,
+        "determinism": determinism(run.config),
         "jit_compile": bool(model.jit_compile),  # what Keras compiled with, not only what was asked
-        "replicas": strategy.num_replicas_in_sync,
+        "replicas": run.strategy.num_replicas_in_sync,
         "steps_per_execution": model.steps_per_execution,
-        "workers": [me] + collect_worker_reports(model_path, identity["workers"]),
+        "workers": workers,
         "parameters": model.count_params(),
-        "init_from": transfer,
-        "model_code": params["model"].get("code"),  # load_trained_model imports it for the custom layers
-        "steps_per_epoch": steps["train"],
+        "init_from": run.transfer,
+        "model_code": run.params["model"].get("code"),  # load_trained_model imports it for the custom layers
+        "steps_per_epoch": run.steps["train"],
         "wall_seconds": round(wall_seconds, 3),
-        **throughput(examples_per_epoch, progress.seconds),
-        "checkpoint_dir": str(checkpoint.folder),
-        "attempts": progress.attempts,
-        "resumed_from": resumed_from if progress.attempts > 1 else None,
+        **throughput(run.examples_per_epoch, run.progress.seconds),
+        "checkpoint_dir": str(run.checkpoint.folder),
+        "attempts": run.progress.attempts,
+        "resumed_from": run.resumed_from if run.progress.attempts > 1 else None,
     }
-    with atomic_path(tensorboard_dir) as tensorboard_tmp:
-        shutil.copytree(tensorboard_work, tensorboard_tmp)
-    save_outputs(model, progress.history, progress.seconds, info, model_path, history_path, info_path)
-    checkpoint.remove()
-    return info
 
 
 OUTPUT_NAMES = ("model.keras", "history.json", "train.json")
