@@ -56,6 +56,7 @@ TRAIN = int(os.environ.get("TFL_GPU_BENCH_TRAIN", 50_000))
 TEST, SHAPE, CLASSES, SHARDS = TRAIN // 5, (32, 32, 3), 10, 8
 EPOCHS = int(os.environ.get("TFL_GPU_BENCH_EPOCHS", 5))
 FAST = {"deterministic": False, "jit_compile": True}
+PIPELINE_EPOCHS = 6  # timed epochs of the pipeline alone, after one warm-up epoch
 NO_AUGMENT = {"pad_crop": 0, "horizontal_flip": False}
 # name -> (group, model, kind, changes to the paper config's train section, runs with the same seed)
 # fmt: off
@@ -227,14 +228,15 @@ def plain_fit(
 
 def pipeline_alone(params: dict[str, Any], shards: str) -> dict[str, Any]:
     """Images/s of the train step's own input pipeline (workflow.train.load_data), iterated with nothing
-    training: two epochs' batches after a warm-up epoch, on all of the machine's cores."""
+    training: PIPELINE_EPOCHS epochs' batches after a warm-up epoch, on all of the machine's cores (an epoch
+    of 50,000 images takes a fifth of a second: two were too few to tell one call's rows apart)."""
     from workflow.shards import read_spec
     from workflow.train import TrainConfig, load_data
 
     settings = TrainConfig.of(params)
     train_data, _, _ = load_data(shards, settings, 0, read_spec(shards))
     timings = []
-    for epoch in range(3):
+    for epoch in range(1 + PIPELINE_EPOCHS):
         started, images = time.perf_counter(), 0
         for batch in train_data(epoch):
             images += int(batch[0].shape[0])

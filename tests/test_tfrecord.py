@@ -91,6 +91,24 @@ def test_shuffled_order_is_seeded(digits_shards):
     assert first_labels(3) != first_labels(4)
 
 
+def test_a_streamed_epoch_is_the_whole_split_in_one_order_per_seed_and_epoch(digits_shards):
+    """Every batch of a streamed epoch, not only the first, is fixed by (seed, epoch), with the shards verified
+    or not (the trainer verifies once, then makes each epoch's dataset with verify=False)."""
+
+    def epoch_batches(seed, epoch, verify=True):
+        dataset = make_dataset(digits_shards, "train", 64, shuffle=True, seed=seed, epoch=epoch, verify=verify)
+        batches = [(images.numpy(), labels.numpy()) for images, labels in dataset]
+        return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+    images, labels = epoch_batches(3, 1)
+    assert len(labels) == read_spec(digits_shards)["splits"]["train"]["examples"]
+    again_images, again_labels = epoch_batches(3, 1, verify=False)
+    np.testing.assert_array_equal(again_images, images)
+    np.testing.assert_array_equal(again_labels, labels)
+    assert not np.array_equal(epoch_batches(3, 2)[1], labels)
+    assert sorted(epoch_batches(3, 2)[1].tolist()) == sorted(labels.tolist())
+
+
 def test_in_memory_epochs_are_seeded_permutations(digits_shards):
     """In memory, an epoch is a permutation of the split fixed by (seed, epoch); skipping k batches drops exactly k."""
     arrays = load_arrays(digits_shards, "train")

@@ -38,6 +38,7 @@ def make_dataset(
     limit: int | None = None,
     augment: dict[str, Any] | None = None,
     epoch: int | None = None,
+    verify: bool = True,
 ) -> tf.data.Dataset:
     """Batches of (images, labels) of one split; images scaled to [0, 1] unless `raw_images`.
 
@@ -46,18 +47,20 @@ def make_dataset(
     `augment` (train.augment of the config) adds seeded shifts and flips after scaling.
     With `epoch`, the shuffle order and augmentation of that epoch depend only on (seed, epoch),
     not on how many epochs this process iterated before: a resumed run sees the same batches.
+    `verify` checks each shard's sha256 against spec.json first (it reads the whole split): a
+    caller making a dataset per epoch verifies once, not every epoch.
     """
     reshuffle = epoch is None
     if epoch is not None:
         seed = epoch_seed(seed, epoch)
     spec = read_spec(shards_dir)
-    files = shard_paths(shards_dir, spec, split)
+    files = shard_paths(shards_dir, spec, split, verify=verify)
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=reshuffle)
     # Blocks of 64 records per file, not 1: switching files at every record held the streamed
-    # pipeline back on a 16-core GPU node (193,113 against 261,985 images/s, docs/performance.md
-    # "GPU training"); the shuffle buffer after it mixes the blocks.
+    # pipeline back on a 16-core GPU node (docs/performance.md "GPU training"); the shuffle buffer
+    # after it mixes the blocks.
     dataset = dataset.interleave(
         tf.data.TFRecordDataset,
         cycle_length=min(len(files), 8),
