@@ -42,6 +42,24 @@ def test_mypy_is_clean():
     assert result.returncode == 0, result.stdout[-4000:]
 
 
+MAX_FUNCTION_LINES = 50  # issue "Open the design": a function reads on one screen, or it is cut into sections
+
+
+def test_no_function_of_the_workflow_package_is_longer_than_a_screen():
+    """Every function and method of workflow/, signature and docstring included, is at most MAX_FUNCTION_LINES."""
+    import ast
+
+    long = []
+    for path in sorted((REPO / "workflow").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({lines} lines)")
+
+    assert long == [], "cut these into sections: " + "; ".join(long)
+
+
 def test_every_rule_has_log_and_benchmark():
     """Each rule except the aggregate `all` declares both log: and benchmark:."""
     rules = {}

@@ -146,7 +146,12 @@ def test_format_number_refuses_an_unknown_kind():
 def test_parity_summary_says_no_format_lost_instead_of_minus_zero():
     """When no format lost accuracy the cell says so (it printed 'dynamic_range -0.00 pts')."""
     entry = {"max_abs_diff": 0.01, "test_max_abs_diff": 0.012, "test_top1_agreement": 1.0, "accuracy_drop": 0.0}
-    parity = {"test_examples": 360, "saved_model": {"test_accuracy": 0.97}, "formats": {"dynamic_range": entry}}
+    parity = {
+        "task": "classification",
+        "test_examples": 360,
+        "saved_model": {"test_accuracy": 0.97},
+        "formats": {"dynamic_range": entry},
+    }
 
     cells = parity_summary(parity)
 
@@ -178,6 +183,7 @@ def _classifier_files() -> dict[str, dict]:
                 "flex_ops": [], "accuracy_drop": 0.01}  # fmt: skip
     return {
         "metrics.json": {
+            "task": "classification",
             "examples": 100,
             "accuracy": 0.9,
             "error": 0.1,
@@ -199,6 +205,7 @@ def _classifier_files() -> dict[str, dict]:
             "val_accuracy": [0.6, 0.8],
         },
         "parity.json": {
+            "task": "classification",
             "golden_examples": 32,
             "test_examples": 100,
             "saved_model": {"golden_accuracy": 0.9, "test_accuracy": 0.9, "bytes": 50_000, "latency_ms": 0.2},
@@ -218,6 +225,7 @@ def _regression_files() -> dict[str, dict]:
     verdict = {"passed": True, "metric": "rmse", "value": 54.0, "bound": 60.0, "margin": 6.0, "because": "made up"}
     return {
         "metrics.json": {
+            "task": "regression",
             "examples": 89,
             "mse": 2916.0,
             "rmse": 54.0,
@@ -235,6 +243,7 @@ def _regression_files() -> dict[str, dict]:
         },
         "history.json": {"loss": [9000.0, 3000.0], "val_loss": [9500.0, 3100.0], "mae": [80.0, 45.0]},
         "parity.json": {
+            "task": "regression",
             "golden_examples": 64,
             "test_examples": 89,
             "saved_model": {"golden_mae": 40.0, "test_mae": 43.21, "bytes": 30_000, "latency_ms": 0.3},

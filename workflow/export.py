@@ -27,7 +27,6 @@ from workflow.features import (
     as_numpy,
     count,
     input_signature,
-    is_regression,
     keras_input_dtypes,
     main_output,
     model_inputs,
@@ -36,6 +35,7 @@ from workflow.features import (
 from workflow.models import load_trained_model
 from workflow.pipeline import load_inputs
 from workflow.shards import read_spec
+from workflow.task import task_of
 
 log = logging.getLogger(__name__)
 SIGNATURE = "serving_default"
@@ -60,9 +60,7 @@ def export(
     info = {
         "signature": SIGNATURE,
         "inputs": input_signature(spec),
-        "outputs": {"prediction": "float32"}
-        if is_regression(spec)
-        else {"probabilities": "float32", "class_id": "int32"},
+        "outputs": task_of(spec).served_outputs,
         "verified_examples": count(sample),
         "max_abs_diff_vs_keras": max_diff,
         "saved_model_cli": description,
@@ -81,14 +79,11 @@ def write_saved_model(model: keras.Model, path: pathlib.Path, spec: dict[str, An
     archive.track(model)
     keras_dtypes = keras_input_dtypes(model)
 
-    regression = is_regression(spec)
+    task = task_of(spec)
 
     @tf.function(input_signature=[tensor_specs(spec)])
     def serve(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        outputs = model(model_inputs(spec, inputs, keras_dtypes), training=False)
-        if regression:
-            return {"prediction": outputs[:, 0]}
-        return {"probabilities": outputs, "class_id": tf.argmax(outputs, axis=-1, output_type=tf.int32)}
+        return task.serve(model(model_inputs(spec, inputs, keras_dtypes), training=False))
 
     archive.add_endpoint(SIGNATURE, serve)
     archive.write_out(str(path), verbose=False)
@@ -106,9 +101,8 @@ def verify(
     model: keras.Model, path: pathlib.Path, spec: dict[str, Any], inputs: dict[str, np.ndarray], tolerance: float
 ) -> float:
     """Largest |SavedModel - Keras| over `inputs`; raise when above `tolerance`."""
-    expected = np.asarray(model(model_inputs(spec, inputs, keras_input_dtypes(model)), training=False))
-    if is_regression(spec):
-        expected = expected[:, 0]
+    outputs = model(model_inputs(spec, inputs, keras_input_dtypes(model)), training=False)
+    expected = task_of(spec).prediction(np.asarray(outputs))
     actual = predict_saved_model(path, inputs)
     max_diff = float(np.abs(actual - expected).max())
     if max_diff > tolerance:

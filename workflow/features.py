@@ -29,11 +29,6 @@ def is_table(spec: dict[str, Any]) -> bool:
     return "columns" in spec["features"]
 
 
-def is_regression(spec: dict[str, Any]) -> bool:
-    """Whether the label is a float32 regression target rather than a class."""
-    return spec["features"].get("label", {}).get("task") == "regression"
-
-
 def main_output(outputs: dict[str, Any]) -> Any:
     """The probabilities or prediction among a served model's outputs."""
     return next(outputs[name] for name in MAIN_OUTPUTS if name in outputs)

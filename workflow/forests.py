@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -29,9 +30,10 @@ import tensorflow as tf
 
 from workflow import runtime
 from workflow.atomic import atomic_path, write_json
-from workflow.features import is_regression, model_inputs
+from workflow.features import model_inputs
 from workflow.pipeline import load_inputs
 from workflow.shards import read_spec
+from workflow.task import REGRESSION, task_of
 
 log = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-5  # |Keras layer - YDF| on the train split, relative to outputs above 1: float32 sums
@@ -127,58 +129,74 @@ def forest_arrays(model: Any, feature_index: dict[str, int], classes: int | None
     column_names = [column.name for column in model.data_spec().columns]
     per_iteration = model.num_trees_per_iteration() if kind == "gbt" else 1
     outputs = int(per_iteration if kind == "gbt" or classes is None else classes)
-    arrays: dict[str, list[Any]] = {
-        key: [] for key in ("feature", "threshold", "missing", "positive", "negative", "value")
-    }
-    roots, depth = [], 0
 
-    def add(node: Any, tree: int, level: int) -> int:
-        nonlocal depth
-        index = len(arrays["feature"])
-        for key in arrays:
-            arrays[key].append(None)
-        if node.is_leaf:
-            depth = max(depth, level)
-            arrays["feature"][index], arrays["threshold"][index], arrays["missing"][index] = 0, np.inf, 0
-            arrays["positive"][index] = arrays["negative"][index] = index
-            arrays["value"][index] = leaf_value(node.value, kind, tree % per_iteration, outputs, order, regression)
-            return index
-        condition = node.condition
+    def leaf(node: Any, tree: int) -> list[float]:
+        return leaf_value(node.value, kind, tree % per_iteration, outputs, order, regression)
+
+    def feature(condition: Any) -> int:
         if type(condition).__name__ != "NumericalHigherThanCondition":
             raise ValueError(
                 f"a {type(condition).__name__} on column {column_names[condition.attribute]!r}: only numerical "
                 "conditions are exported; give decision forests float32 or int64 columns"
             )
-        arrays["feature"][index] = feature_index[column_names[condition.attribute]]
-        arrays["threshold"][index] = condition.threshold
-        arrays["missing"][index] = int(condition.missing)
-        arrays["value"][index] = [0.0] * outputs
-        arrays["positive"][index] = add(node.pos_child, tree, level + 1)
-        arrays["negative"][index] = add(node.neg_child, tree, level + 1)
-        return index
+        return feature_index[column_names[condition.attribute]]
 
+    trees = FlatTrees(leaf, feature, outputs)
     for tree_index, tree in enumerate(model.iter_trees()):
-        roots.append(add(tree.root, tree_index, 0))
+        trees.roots.append(trees.add(tree.root, tree_index, 0))
     bias = np.asarray(model.initial_predictions(), np.float32).reshape(-1) if kind == "gbt" else np.zeros(outputs)
-    values = np.asarray(arrays["value"], np.float32)
+    values = np.asarray(trees.nodes["value"], np.float32)
     if kind == "gbt" and outputs > 1:
         bias = bias[np.argsort(order)]
     if kind == "gbt" and not regression and outputs == 1 and order[1] != 1:  # YDF's logit is for label 0: flip it
         bias, values = -bias, -values
+    integers = {key: np.asarray(trees.nodes[key], np.int32) for key in ("feature", "positive", "negative")}
     return {
         "kind": kind,
         "task": "regression" if regression else "classification",
         "outputs": outputs,
-        "depth": depth,
-        "roots": np.asarray(roots, np.int32),
-        "feature": np.asarray(arrays["feature"], np.int32),
-        "threshold": np.asarray(arrays["threshold"], np.float32),
-        "missing_positive": np.asarray(arrays["missing"], np.int32),
-        "positive": np.asarray(arrays["positive"], np.int32),
-        "negative": np.asarray(arrays["negative"], np.int32),
+        "depth": trees.depth,
+        "roots": np.asarray(trees.roots, np.int32),
+        **integers,
+        "threshold": np.asarray(trees.nodes["threshold"], np.float32),
+        "missing_positive": np.asarray(trees.nodes["missing"], np.int32),
         "value": values,
         "bias": np.asarray(bias, np.float32),
     }
+
+
+class FlatTrees:
+    """The nodes of a forest's trees appended depth first to flat per-field lists; a leaf is its own
+    children, so every example may take `depth` steps. `leaf(node, tree)` gives a leaf's output
+    values, `feature(condition)` the input column a split tests."""
+
+    def __init__(self, leaf: Callable[[Any, int], list[float]], feature: Callable[[Any], int], outputs: int):
+        self.leaf, self.feature, self.outputs = leaf, feature, outputs
+        self.nodes: dict[str, list[Any]] = {
+            key: [] for key in ("feature", "threshold", "missing", "positive", "negative", "value")
+        }
+        self.roots: list[int] = []
+        self.depth = 0
+
+    def add(self, node: Any, tree: int, level: int) -> int:
+        """Append `node` and, below it, its subtree; its index."""
+        nodes, index = self.nodes, len(self.nodes["feature"])
+        for values in nodes.values():
+            values.append(None)
+        if node.is_leaf:
+            self.depth = max(self.depth, level)
+            nodes["feature"][index], nodes["threshold"][index], nodes["missing"][index] = 0, np.inf, 0
+            nodes["positive"][index] = nodes["negative"][index] = index
+            nodes["value"][index] = self.leaf(node, tree)
+            return index
+        condition = node.condition
+        nodes["feature"][index] = self.feature(condition)
+        nodes["threshold"][index] = condition.threshold
+        nodes["missing"][index] = int(condition.missing)
+        nodes["value"][index] = [0.0] * self.outputs
+        nodes["positive"][index] = self.add(node.pos_child, tree, level + 1)
+        nodes["negative"][index] = self.add(node.neg_child, tree, level + 1)
+        return index
 
 
 def leaf_value(
@@ -225,54 +243,22 @@ def train_forest(
     it as a DecisionForest Keras model, and check it reproduces YDF's predictions."""
     import ydf
 
-    options, train_settings = params["model"], params["train"]
-    if train_settings["workers"] > 1:
-        raise ValueError("train.workers: decision forests train in one process (YDF); set workers: 1")
+    options = params["model"]
     spec = read_spec(shards_dir)
-    columns = spec["features"]["columns"]
-    strings = sorted(name for name, column in columns.items() if column["dtype"] == "string")
-    if strings:
-        raise ValueError(
-            f"model.name {options['name']}: string columns {', '.join(strings)} cannot be exported as numerical "
-            "trees; use a table model (linear, wide_and_deep) or encode them as integers in the data"
-        )
-    classes = None if is_regression(spec) else spec["features"]["label"]["num_classes"]
-    task = ydf.Task.REGRESSION if classes is None else ydf.Task.CLASSIFICATION
-    names = sorted(columns)
+    check_forest_fits(options, params["train"], spec)
+    classes = task_of(spec).classes(spec)
+    names = sorted(spec["features"]["columns"])
     started = time.monotonic()
     train_inputs, train_labels = load_inputs(shards_dir, "train")
-    data = {**{name: train_inputs[name] for name in names}, "label": train_labels}
-    common = {"label": "label", "task": task, "random_seed": seed, "max_depth": options["max_depth"]}
-    if options["name"] == "gradient_boosted_trees":
-        learner = ydf.GradientBoostedTreesLearner(
-            **common, num_trees=options["num_trees"], shrinkage=options["shrinkage"]
-        )
-    else:
-        votes = {} if classes is None else {"winner_take_all": True}
-        learner = ydf.RandomForestLearner(**common, num_trees=options["num_trees"], **votes)
-    validation = None
-    if "validation" in spec["splits"] and options["name"] == "gradient_boosted_trees":
-        valid_inputs, valid_labels = load_inputs(shards_dir, "validation")
-        validation = {**{name: valid_inputs[name] for name in names}, "label": valid_labels}
-    forest = learner.train(data, valid=validation, verbose=0)
+    forest = fit_forest(options, shards_dir, spec, seed, {**pick(train_inputs, names), "label": train_labels})
     seconds = time.monotonic() - started
     arrays = forest_arrays(forest, {name: index for index, name in enumerate(names)}, classes)
-    model = build_forest_model(arrays, columns)
-    expected = ydf_outputs(forest, {name: train_inputs[name] for name in names}, classes)
-    actual = np.asarray(model(model_inputs(spec, train_inputs), training=False))
-    max_diff = float(np.abs(actual - expected).max())
-    allowed = PARITY_TOLERANCE * max(1.0, float(np.abs(expected).max()))  # relative for large regression values
-    if max_diff > allowed:
-        raise RuntimeError(f"the exported forest differs from YDF's predictions by {max_diff:.3g} > {allowed:.3g}")
+    model = build_forest_model(arrays, spec["features"]["columns"])
+    max_diff = check_matches_ydf(forest, model, spec, train_inputs, classes)
     log.info(
         "%s: %d trees, %d nodes, depth %d, trained in %.1f s; matches YDF within %.2g",
         options["name"], len(arrays["roots"]), len(arrays["feature"]), arrays["depth"], seconds, max_diff,
     )  # fmt: skip
-    logs = forest.training_logs() if hasattr(forest, "training_logs") else []
-    history = {"seconds": [round(seconds, 3)]}
-    losses = [entry.evaluation.loss for entry in logs if entry.evaluation and entry.evaluation.loss is not None]
-    if losses:
-        history["val_loss"] = [float(value) for value in losses]
     info = {
         "params": params,
         "seed": seed,
@@ -293,9 +279,72 @@ def train_forest(
     }
     with atomic_path(model_path) as temporary:
         model.save(temporary)
-    write_json(history_path, history)
+    write_json(history_path, forest_history(forest, seconds))
     write_json(info_path, info)
     return info
+
+
+def check_forest_fits(options: dict[str, Any], train_settings: dict[str, Any], spec: dict[str, Any]) -> None:
+    """One process, and no string columns (the exported trees compare numbers); say which key or columns."""
+    if train_settings["workers"] > 1:
+        raise ValueError("train.workers: decision forests train in one process (YDF); set workers: 1")
+    columns = spec["features"]["columns"]
+    strings = sorted(name for name, column in columns.items() if column["dtype"] == "string")
+    if strings:
+        raise ValueError(
+            f"model.name {options['name']}: string columns {', '.join(strings)} cannot be exported as numerical "
+            "trees; use a table model (linear, wide_and_deep) or encode them as integers in the data"
+        )
+
+
+def pick(inputs: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    return {name: inputs[name] for name in names}
+
+
+def fit_forest(options: dict[str, Any], shards_dir: str, spec: dict[str, Any], seed: int, data: dict[str, Any]) -> Any:
+    """YDF's learner for `model.name`, trained on `data` (columns and "label"); a boosted forest stops
+    early on the validation split, if there is one."""
+    import ydf
+
+    regression = task_of(spec) is REGRESSION
+    task = ydf.Task.REGRESSION if regression else ydf.Task.CLASSIFICATION
+    common = {"label": "label", "task": task, "random_seed": seed, "max_depth": options["max_depth"]}
+    boosted = options["name"] == "gradient_boosted_trees"
+    if boosted:
+        learner = ydf.GradientBoostedTreesLearner(
+            **common, num_trees=options["num_trees"], shrinkage=options["shrinkage"]
+        )
+    else:
+        votes = {} if regression else {"winner_take_all": True}
+        learner = ydf.RandomForestLearner(**common, num_trees=options["num_trees"], **votes)
+    validation = None
+    if "validation" in spec["splits"] and boosted:
+        valid_inputs, valid_labels = load_inputs(shards_dir, "validation")
+        validation = {**pick(valid_inputs, sorted(spec["features"]["columns"])), "label": valid_labels}
+    return learner.train(data, valid=validation, verbose=0)
+
+
+def check_matches_ydf(
+    forest: Any, model: keras.Model, spec: dict[str, Any], inputs: dict[str, np.ndarray], classes: int | None
+) -> float:
+    """The largest |Keras model - YDF| on `inputs`; raises beyond PARITY_TOLERANCE (relative above 1)."""
+    expected = ydf_outputs(forest, pick(inputs, sorted(spec["features"]["columns"])), classes)
+    actual = np.asarray(model(model_inputs(spec, inputs), training=False))
+    max_diff = float(np.abs(actual - expected).max())
+    allowed = PARITY_TOLERANCE * max(1.0, float(np.abs(expected).max()))  # relative for large regression values
+    if max_diff > allowed:
+        raise RuntimeError(f"the exported forest differs from YDF's predictions by {max_diff:.3g} > {allowed:.3g}")
+    return max_diff
+
+
+def forest_history(forest: Any, seconds: float) -> dict[str, list[float]]:
+    """history.json of a forest: the training seconds, and the validation loss per iteration if YDF logged one."""
+    logs = forest.training_logs() if hasattr(forest, "training_logs") else []
+    history = {"seconds": [round(seconds, 3)]}
+    losses = [entry.evaluation.loss for entry in logs if entry.evaluation and entry.evaluation.loss is not None]
+    if losses:
+        history["val_loss"] = [float(value) for value in losses]
+    return history
 
 
 def ydf_outputs(forest: Any, inputs: dict[str, np.ndarray], classes: int | None) -> np.ndarray:

@@ -15,6 +15,7 @@ alone.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import pathlib
@@ -29,6 +30,8 @@ from workflow.export import predict_saved_model
 from workflow.features import count, take
 from workflow.latency import saved_model_latency_ms, tflite_latency_ms
 from workflow.pipeline import load_inputs
+from workflow.shards import read_spec
+from workflow.task import Task, task_of
 from workflow.tfjs import predict_tfjs, tfjs_latency_ms
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,44 @@ NO_FLEX_RUNTIME = (
     "it needs TF Select (Flex) ops, and neither ai_edge_litert nor tf.lite.Interpreter in Python has the Flex "
     "delegate to run it (an app links tensorflow-lite-select-tf-ops); its numbers cannot be checked here"
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertedModel:
+    """One converted model as parity measures it: how it predicts a chunk of inputs, its bytes on disk, its
+    single-example latency, and for a .tflite file its path (for its Flex ops and tensor types)."""
+
+    name: str
+    predict: Callable[[dict[str, np.ndarray]], np.ndarray]
+    bytes: int
+    latency_ms: Callable[[], float]
+    tflite_path: str | None = None
+
+
+def converted_models(
+    tflite_paths: list[str], tfjs_dir: str | None, node_manifest: str | None, example: dict[str, np.ndarray]
+) -> list[ConvertedModel]:
+    """The .tflite files by their stem (float32, int8, ...), then the TF.js model when there is one."""
+    models = [
+        ConvertedModel(
+            pathlib.Path(path).stem,
+            functools.partial(predict_tflite, path),
+            _size(path),
+            functools.partial(tflite_latency_ms, path, example),
+            path,
+        )
+        for path in tflite_paths
+    ]
+    if tfjs_dir is not None and node_manifest is not None:
+        models.append(
+            ConvertedModel(
+                "tfjs",
+                lambda chunk: predict_tfjs(tfjs_dir, chunk, node_manifest),
+                _size(tfjs_dir, pattern="*.bin") + _size(f"{tfjs_dir}/model.json"),
+                lambda: tfjs_latency_ms(tfjs_dir, example, node_manifest),
+            )
+        )
+    return models
 
 
 def measure_parity(
@@ -55,63 +96,56 @@ def measure_parity(
     `skipped`: formats the model is not converted to, with why (workflow/conversions.py), recorded as they are.
     """
     inputs, labels = load_inputs(shards_dir, "test")
+    task = task_of(read_spec(shards_dir))
     golden = min(batch_size, len(labels))
     reference = in_chunks(lambda chunk: predict_saved_model(saved_model_dir, chunk), inputs)
     example = take(inputs, 0, 1)
-    # A regression's differences are judged in units of the spread of its predictions (scale-free budgets).
-    scale = (float(reference.std()) or 1.0) if reference.ndim == 1 else 1.0
-    predictors: dict[str, tuple[Callable[[dict[str, np.ndarray]], np.ndarray], int, Callable[[], float]]] = {
-        pathlib.Path(path).stem: (
-            functools.partial(predict_tflite, path),
-            _size(path),
-            functools.partial(tflite_latency_ms, path, example),
-        )
-        for path in tflite_paths
-    }
-    if tfjs_dir is not None and node_manifest is not None:
-        predictors["tfjs"] = (
-            lambda chunk: predict_tfjs(tfjs_dir, chunk, node_manifest),
-            _size(tfjs_dir, pattern="*.bin") + _size(f"{tfjs_dir}/model.json"),
-            lambda: tfjs_latency_ms(tfjs_dir, example, node_manifest),
-        )
     report: dict[str, Any] = {
+        "task": task.name,
         "golden_examples": golden,
         "test_examples": int(len(labels)),
         "saved_model": {
-            **{f"golden_{key}": value for key, value in quality(reference[:golden], labels[:golden]).items()},
-            **{f"test_{key}": value for key, value in quality(reference, labels).items()},
+            **{f"golden_{key}": value for key, value in task.quality(reference[:golden], labels[:golden]).items()},
+            **{f"test_{key}": value for key, value in task.quality(reference, labels).items()},
             "bytes": _size(saved_model_dir),
             "latency_ms": saved_model_latency_ms(saved_model_dir, example),
         },
         "formats": {},
         "skipped": dict(skipped or {}),
     }
-    for name, (predict, size, latency) in predictors.items():
-        flex = [] if name == "tfjs" else flex_ops_in(next(p for p in tflite_paths if pathlib.Path(p).stem == name))
-        if flex:  # converted with allow_flex: the Python LiteRT runtime has no Flex delegate to run it
-            entry: dict[str, Any] = {"bytes": size, "flex_ops": flex, "not_measured": NO_FLEX_RUNTIME}
-            report["formats"][name] = entry
-            log.warning("%s: %s", name, entry)
-            continue
-        probabilities = in_chunks(predict, inputs)
-        entry = {
-            **compare(reference[:golden], probabilities[:golden], labels[:golden]),
-            **{f"test_{key}": value for key, value in compare(reference, probabilities, labels).items()},
-            "bytes": size,
-            "latency_ms": latency(),
-        }
-        if name != "tfjs":
-            entry["flex_ops"] = flex
-            entry["tensors"] = tensor_quantization(next(p for p in tflite_paths if pathlib.Path(p).stem == name))
-        if reference.ndim == 1:  # a regression: how much larger the mean absolute error became
-            entry["mae_increase"] = entry["test_mae"] - report["saved_model"]["test_mae"]
-            entry["max_scaled_diff"] = entry["max_abs_diff"] / scale
-        else:
-            entry["accuracy_drop"] = report["saved_model"]["test_accuracy"] - entry["test_accuracy"]
-        report["formats"][name] = entry
-        log.info("%s: %s", name, entry)
+    for model in converted_models(tflite_paths, tfjs_dir, node_manifest, example):
+        entry = format_entry(task, model, inputs, labels, reference, golden, report["saved_model"])
+        report["formats"][model.name] = entry
+        (log.warning if "not_measured" in entry else log.info)("%s: %s", model.name, entry)
     write_json(parity_path, report)
     return report
+
+
+def format_entry(
+    task: Task,
+    model: ConvertedModel,
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray,
+    reference: np.ndarray,
+    golden: int,
+    saved_model: dict[str, Any],
+) -> dict[str, Any]:
+    """parity.json's entry of one converted model: its differences from the SavedModel's `reference`
+    outputs on the golden batch and the test split, its size and latency."""
+    flex = flex_ops_in(model.tflite_path) if model.tflite_path else []
+    if flex:  # converted with allow_flex: the Python LiteRT runtime has no Flex delegate to run it
+        return {"bytes": model.bytes, "flex_ops": flex, "not_measured": NO_FLEX_RUNTIME}
+    outputs = in_chunks(model.predict, inputs)
+    entry = {
+        **compare(task, reference[:golden], outputs[:golden], labels[:golden]),
+        **{f"test_{key}": value for key, value in compare(task, reference, outputs, labels).items()},
+        "bytes": model.bytes,
+        "latency_ms": model.latency_ms(),
+    }
+    if model.tflite_path:
+        entry["flex_ops"] = flex
+        entry["tensors"] = tensor_quantization(model.tflite_path)
+    return {**entry, **task.change(entry, saved_model, reference)}
 
 
 def in_chunks(predict: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -127,23 +161,12 @@ def _size(path: str, pattern: str = "*") -> int:
     return sum(f.stat().st_size for f in target.rglob(pattern) if f.is_file())
 
 
-def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """Share of examples whose top-1 class is the label."""
-    return float((probabilities.argmax(axis=1) == labels).mean())
-
-
-def quality(outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Accuracy of class probabilities [n, classes], or mean absolute error of a regression's predictions [n]."""
-    if outputs.ndim == 1:
-        return {"mae": float(np.abs(outputs.astype(np.float64) - labels).mean())}
-    return {"accuracy": accuracy(outputs, labels)}
-
-
-def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """Max abs diff of `candidate` against the `reference` outputs and its quality (and top-1 agreement of classes)."""
+def compare(task: Task, reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Max abs diff of `candidate` against the `reference` outputs, its quality and (classes) top-1 agreement."""
     if candidate.shape != reference.shape:
         raise ValueError(f"output shape {candidate.shape} differs from the SavedModel's {reference.shape}")
-    agreement = {}
-    if reference.ndim > 1:
-        agreement["top1_agreement"] = float((candidate.argmax(axis=1) == reference.argmax(axis=1)).mean())
-    return {"max_abs_diff": float(np.abs(candidate - reference).max()), **agreement, **quality(candidate, labels)}
+    return {
+        "max_abs_diff": float(np.abs(candidate - reference).max()),
+        **task.agreement(reference, candidate),
+        **task.quality(candidate, labels),
+    }

@@ -55,6 +55,16 @@ def make_dataset(
         seed = epoch_seed(seed, epoch)
     spec = read_spec(shards_dir)
     files = shard_paths(shards_dir, spec, split, verify=verify)
+    records = read_records(files, shuffle, seed, reshuffle, shuffle_buffer, limit)
+    batches = records.batch(batch_size).map(batch_parser(spec, raw_images), num_parallel_calls=AUTOTUNE)
+    return finish_batches(batches, seed, augment)
+
+
+def read_records(
+    files: list[str], shuffle: bool, seed: int, reshuffle: bool, shuffle_buffer: int, limit: int | None = None
+) -> tf.data.Dataset:
+    """The serialized records of `files` (the first `limit` of them), in order, or shuffled by file and
+    through a seeded buffer."""
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=reshuffle)
@@ -72,22 +82,24 @@ def make_dataset(
         dataset = dataset.take(limit)
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=reshuffle)
-    dataset = dataset.batch(batch_size)
+    return dataset
 
+
+def batch_parser(spec: dict[str, Any], raw_images: bool = False) -> Callable[[tf.Tensor], tuple[Any, tf.Tensor]]:
+    """Parses a batch of serialized records: (images scaled unless `raw_images`, labels), or a table's columns.
+
+    One map, not two (parse, then scale): half the per-batch overhead.
+    """
     if is_table(spec):
         columns, label_dtype = spec["features"]["columns"], spec["features"]["label"]["dtype"]
+        return lambda records: parse_table_batch(records, columns, label_dtype)
+    shape = spec["features"]["image"]["shape"]
 
-        def parse(records: tf.Tensor) -> tuple[Any, tf.Tensor]:
-            return parse_table_batch(records, columns, label_dtype)
+    def parse(records: tf.Tensor) -> tuple[Any, tf.Tensor]:
+        images, labels = parse_batch(records, shape)
+        return (images if raw_images else scale_images(images)), labels
 
-    else:
-        shape = spec["features"]["image"]["shape"]
-
-        def parse(records: tf.Tensor) -> tuple[Any, tf.Tensor]:  # one map, not two: half the per-batch overhead
-            images, labels = parse_batch(records, shape)
-            return (images if raw_images else scale_images(images)), labels
-
-    return finish_batches(dataset.map(parse, num_parallel_calls=AUTOTUNE), seed, augment)
+    return parse
 
 
 def make_in_memory_dataset(

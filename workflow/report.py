@@ -33,6 +33,7 @@ from typing import Any
 from workflow.atomic import atomic_path, read_json, write_text
 from workflow.catalog import FOREST_MODELS
 from workflow.targets import verdict
+from workflow.task import REGRESSION, TASKS, Task
 
 NOT_APPLICABLE = "—"  # the SavedModel row's comparisons with itself, a skipped format's measurements
 
@@ -109,7 +110,6 @@ _FORMAT_TAIL = (
     Column("flex_ops", "TF Select (Flex) ops", optional=True),
     Column("skipped", "skipped or not measured, why", optional=True),
 )
-TASKS = ("classification", "regression")
 
 
 def run_columns(task: str) -> tuple[Column, ...]:
@@ -173,7 +173,7 @@ def run_row(run: dict[str, Any], experiments: dict[str, Any]) -> dict[str, Any]:
     """One table row per run: test-split metrics, verdict, parity on the whole test split, training speed."""
     metrics, train = run["metrics"], run["train"]
     judged = metrics.get("verdict")
-    task = "regression" if "rmse" in metrics else "classification"  # workflow/evaluate.py
+    task = metrics["task"]  # workflow/task.py, written by workflow/evaluate.py
     return {
         "experiment": run["experiment"],
         "seed": run["seed"],
@@ -211,7 +211,7 @@ def parity_summary(parity: dict[str, Any] | None) -> dict[str, str]:
         return dict.fromkeys(keys, "no format measured")
     worst = max(measured, key=lambda name: measured[name]["test_max_abs_diff"])
     cells = {"largest_diff": f"{worst} {format_number(measured[worst]['test_max_abs_diff'], 'diff')}"}
-    if "test_mae" in parity["saved_model"]:  # a regression: no classes to flip
+    if TASKS[parity["task"]] is REGRESSION:  # no classes to flip
         worst = max(measured, key=lambda name: measured[name]["mae_increase"])
         increase = measured[worst]["mae_increase"]
         grew = f"{worst} +{format_number(increase, 'diff')}" if increase > 0 else "none: no format's MAE grew"
@@ -236,13 +236,13 @@ def format_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
     base = {
         "experiment": run["experiment"],
         "seed": run["seed"],
-        "task": "regression" if "test_mae" in reference else "classification",
+        "task": parity["task"],
         "test_examples": parity["test_examples"],
         "golden_examples": parity["golden_examples"],
     }
     rows = [{**base, "format": "saved_model", **{key: reference.get(key) for key in _REFERENCE_KEYS}}]
     for name, entry in parity["formats"].items():
-        rows.append({**base, "format": name, **_measured(entry, parity["test_examples"])})
+        rows.append({**base, "format": name, **_measured(TASKS[parity["task"]], entry, parity["test_examples"])})
     for name, reason in parity.get("skipped", {}).items():  # not converted: the model cannot take the format
         rows.append({**base, "format": name, "skipped": reason})
     return rows
@@ -251,7 +251,7 @@ def format_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
 _REFERENCE_KEYS = ("bytes", "latency_ms", "test_accuracy", "test_mae")
 
 
-def _measured(entry: dict[str, Any], examples: int) -> dict[str, Any]:
+def _measured(task: Task, entry: dict[str, Any], examples: int) -> dict[str, Any]:
     """One converted format's cells; parity.json's unprefixed keys are the golden batch's, `test_` the split's."""
     # Only TFLite models have Flex ops; an empty list is left blank so that the column shows only when one has.
     cells: dict[str, Any] = {"bytes": entry["bytes"], "flex_ops": ", ".join(entry.get("flex_ops", [])) or None}
@@ -262,7 +262,7 @@ def _measured(entry: dict[str, Any], examples: int) -> dict[str, Any]:
         test_max_abs_diff=entry["test_max_abs_diff"],
         golden_max_abs_diff=entry["max_abs_diff"],
     )
-    if "test_mae" in entry:
+    if task is REGRESSION:
         cells.update(
             test_mae=entry["test_mae"],
             mae_increase=entry["mae_increase"],
@@ -283,7 +283,7 @@ def summarize(rows: list[dict[str, Any]], experiments: dict[str, Any]) -> list[d
     summary = []
     for experiment, group in _by_experiment(rows).items():
         target = experiments[experiment]["target"]
-        metric = target["metric"] if target else ("rmse" if group[0]["task"] == "regression" else "accuracy")
+        metric = target["metric"] if target else TASKS[group[0]["task"]].summary_metric
         values = [row[metric] for row in group]
         measured = all(isinstance(value, (int, float)) for value in values)  # a diverged run's metric is null
         mean = statistics.fmean(values) if measured else None
@@ -407,11 +407,7 @@ def _scope_note(formats: list[dict[str, Any]]) -> str:
             f"{group[0]['golden_examples']}"
             for experiment, group in _by_experiment(formats).items()
         )
-    judged = (
-        "max abs diff over the standard deviation of the SavedModel's predictions on the golden batch"
-        if formats[0]["task"] == "regression"
-        else "max abs diff and top-1 agreement on the golden batch, the accuracy drop on the whole test split"
-    )
+    judged = TASKS[formats[0]["task"]].parity_judged
     return (
         f"Each format against the SavedModel ({counts}). The gate judges the {judged} (workflow/gate.py). "
         "Latency: one example, LiteRT on one thread, TF.js in Node."

@@ -29,11 +29,12 @@ from workflow.atomic import atomic_path, read_json, write_json
 from workflow.catalog import FOREST_MODELS, TABLE_MODELS, family
 from workflow.checkpoint import Checkpoint, CheckpointCallback, PreemptionGuard, Progress, TrainingInterruptedError
 from workflow.config import config_hash
-from workflow.features import is_regression, is_table
+from workflow.features import is_table
 from workflow.models import build_model
 from workflow.pipeline import augment_in_train_step, load_arrays, make_dataset, make_in_memory_dataset, split_bytes
 from workflow.shards import read_spec, sha256_path, shard_paths
 from workflow.tables import build_table_model
+from workflow.task import CLASSIFICATION, Task, task_of
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ def build_and_compile(run: Run, shards_dir: str, init_model_path: str | None) ->
     finetune.set_frozen(model, finetune.frozen_layers(run.init_from, run.copied, saved_epoch - (saved_batch == 0)))
     if run.transfer:
         finetune.require_something_trains(model, run.copied)
-    compile_model(model, run.config, run.steps["train"], regression=is_regression(run.spec))
+    compile_model(model, run.config, run.steps["train"], task_of(run.spec))
     augment_in_train_step(model, run.config.augment)
     run.model, run.progress = model, run.checkpoint.restore(model)
     run.progress.attempts += 1
@@ -246,7 +247,7 @@ def fit_epochs(run: Run) -> None:
 def refreeze(run: Run, epoch: int) -> None:
     """Fine-tuning: freeze and unfreeze as the schedule says for `epoch`; recompile when that changed."""
     if finetune.set_frozen(run.model, finetune.frozen_layers(run.init_from, run.copied, epoch)):
-        recompile(run.model, run.config, run.steps["train"], epoch, regression=is_regression(run.spec))
+        recompile(run.model, run.config, run.steps["train"], epoch, task_of(run.spec))
         if run.identity["workers"] > 1:
             distribute.work_around_keras_multi_worker(run.model)
 
@@ -331,7 +332,7 @@ def check_model_fits_data(model: dict[str, Any], spec: dict[str, Any], shards_di
 
 def build_any_model(options: dict[str, Any], spec: dict[str, Any], shards_dir: str) -> keras.Model:
     """The configured Keras model for the data: an image model, or a table model adapted on the train split."""
-    classes = None if is_regression(spec) else spec["features"]["label"]["num_classes"]
+    classes = task_of(spec).classes(spec)
     if not is_table(spec):
         return build_model(options, spec["features"]["image"]["shape"], classes)
     train_features = make_dataset(shards_dir, "train", 1024).map(lambda features, labels: features)
@@ -518,7 +519,7 @@ def learning_rate_schedule(
 
 
 def recompile(
-    model: keras.Model, config: TrainConfig, steps_per_epoch: int, epoch: int, regression: bool = False
+    model: keras.Model, config: TrainConfig, steps_per_epoch: int, epoch: int, task: Task = CLASSIFICATION
 ) -> None:
     """Compile again after the trainable layers changed: a fresh optimizer that keeps the step count.
 
@@ -527,7 +528,7 @@ def recompile(
     over, so the learning-rate schedule goes on where it was.
     """
     steps_done = int(model.optimizer.iterations.numpy())
-    compile_model(model, config, steps_per_epoch, regression)
+    compile_model(model, config, steps_per_epoch, task)
     model.optimizer.build(model.trainable_variables)
     model.optimizer.iterations.assign(steps_done)
     trainable = sum(int(keras.ops.size(variable)) for variable in model.trainable_variables)
@@ -539,16 +540,9 @@ def recompile(
     )
 
 
-def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int, regression: bool = False) -> None:
-    """Compile with sparse cross-entropy and accuracy (a regression: mean squared error and mean absolute
-    error); XLA and eager mode from config."""
-    if regression:
-        loss, metrics = keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]
-    else:
-        loss, metrics = (
-            keras.losses.SparseCategoricalCrossentropy(),
-            [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        )
+def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int, task: Task = CLASSIFICATION) -> None:
+    """Compile with the task's loss and metrics (workflow/task.py); XLA and eager mode from config."""
+    loss, metrics = task.loss_and_metrics()
     model.compile(
         optimizer=build_optimizer(config, steps_per_epoch),
         loss=loss,
