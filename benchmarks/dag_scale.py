@@ -1,11 +1,13 @@
 """DAG scale: `snakemake -n` wall time and peak memory for 10, 100 and 1000 experiments.
 
-    python benchmarks/dag_scale.py [--sizes 10 100 1000] [--repeats 5]
+    python benchmarks/dag_scale.py [--sizes 10 100 1000] [--repeats 5] [--sweep]
 
-Each size is a config of N experiments (copies of the default's first experiment, one seed each)
-dry-run by the project's Snakefile, against a bare Snakefile with the same jobs and edges and
-trivial shell rules (bare_workflow.py), measured in turn under /usr/bin/time -v. Target: the
-project's wall time at most 1.5 times the bare one's at 1000 experiments.
+Each size is a config of N experiments (copies of the default's first experiment, one seed each;
+with --sweep, one experiment whose `sweep:` is a random search of N points over its learning rate,
+dropout and batch size, expanded by workflow/sweep.py while the DAG is built), dry-run by the
+project's Snakefile, against a bare Snakefile with the same jobs and edges and trivial shell rules
+(bare_workflow.py), measured in turn under /usr/bin/time -v. Target: the project's wall time at
+most 1.5 times the bare one's at the largest size (issue "Sweeps": 100 points).
 """
 
 from __future__ import annotations
@@ -30,20 +32,30 @@ from workflow.config import load_config, load_yaml  # noqa: E402
 TARGET_RATIO = 1.5
 
 
-def scaled_config(experiments: int, seeds: int = 1) -> dict:
-    """The default config with its first experiment copied `experiments` times."""
+SWEPT = {
+    "train.optimizer.learning_rate": {"log_uniform": [0.0001, 0.1]},
+    "model.dropout": {"uniform": [0, 0.5]},
+    "train.batch_size": {"choice": [16, 32, 64, 128]},
+}
+
+
+def scaled_config(experiments: int, seeds: int = 1, sweep: bool = False) -> dict:
+    """The default config with its first experiment copied `experiments` times, or swept over that many points."""
     default = load_yaml(REPO / "configs" / "default.yaml")
     template = next(iter(default["experiments"].values()))
     template = {**copy.deepcopy(template), "seeds": list(range(seeds))}
+    if sweep:
+        template["sweep"] = {"random": {"points": experiments, "seed": 0, "space": SWEPT}}
+        return {"datasets": default["datasets"], "experiments": {"swept": template}}
     return {
         "datasets": default["datasets"],
         "experiments": {f"exp{index:05d}": copy.deepcopy(template) for index in range(experiments)},
     }
 
 
-def prepare(folder: pathlib.Path, experiments: int) -> dict[str, list[str]]:
+def prepare(folder: pathlib.Path, experiments: int, sweep: bool = False) -> dict[str, list[str]]:
     """Config, bare mirror and working folders for one size; the two dry-run commands."""
-    config = scaled_config(experiments)
+    config = scaled_config(experiments, sweep=sweep)
     config_path = folder / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     bare = bare_workflow.write(folder / "bare", load_config(copy.deepcopy(config)))
@@ -77,14 +89,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sweep", action="store_true", help="each size as one experiment's random sweep")
     args = parser.parse_args()
-    print(header("DAG scale: snakemake -n, project Snakefile against a bare one with the same jobs", args.repeats))
+    kind = "points of one sweep" if args.sweep else "experiments"
+    print(header(f"DAG scale ({kind}): snakemake -n, project Snakefile against a bare one with the same jobs",
+                 args.repeats))  # fmt: skip
     rows, ratios = [], {}
     with tempfile.TemporaryDirectory(prefix="dag-scale-") as scratch:
         for size in args.sizes:
             folder = pathlib.Path(scratch) / str(size)
             folder.mkdir()
-            commands = prepare(folder, size)
+            commands = prepare(folder, size, args.sweep)
             outputs = {name: folder / f"{name}.out" for name in commands}
             medians = interleaved(
                 {

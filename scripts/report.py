@@ -12,4 +12,5 @@ write_report(
     figures_dir=snakemake.output.figures,
     title=snakemake.params.config["title"],
     experiments=snakemake.params.config["experiments"],
+    sweeps=snakemake.params.config["sweeps"],
 )

@@ -23,10 +23,10 @@ from step_startup import import_lines, step_scripts  # noqa: E402
 from workflow.config import load_config, load_yaml  # noqa: E402
 
 
-@pytest.mark.parametrize("experiments", [None, 3])
-def test_bare_snakefile_has_the_projects_jobs_rule_by_rule(experiments, tmp_path):
-    """Dry runs of the project and its bare mirror plan the same jobs per rule (default and a scaled config)."""
-    raw = load_yaml(REPO / "configs/default.yaml") if experiments is None else scaled_config(experiments)
+@pytest.mark.parametrize(("experiments", "sweep"), [(None, False), (3, False), (3, True)])
+def test_bare_snakefile_has_the_projects_jobs_rule_by_rule(experiments, sweep, tmp_path):
+    """Dry runs of the project and its bare mirror plan the same jobs per rule (default, a scaled config, a sweep)."""
+    raw = load_yaml(REPO / "configs/default.yaml") if experiments is None else scaled_config(experiments, sweep=sweep)
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(raw))
     bare = bare_workflow.write(tmp_path / "bare", load_config(copy.deepcopy(raw)))

@@ -541,3 +541,41 @@ def test_html_report_in_chromium_fits_a_laptop_and_shows_each_experiments_pictur
         shown = f"{image['width']:.0f}x{image['height']:.0f} at ({image['left']:.0f}, {image['top']:.0f})"
         print(f"{name}: natural width {image['natural']}, shown {shown}; grey std {spread:.1f}, r {correlation:.3f}")
         assert spread > 10 and correlation > 0.9, name
+
+
+def test_a_sweep_gets_a_table_of_its_values_with_the_best_marked_and_a_figure(tmp_path):
+    """Three points of a learning-rate sweep, two seeds each: mean and std per point, the best one marked, and
+    sweep_<name>.png (the metric against the swept value) among the figures and in the page."""
+    accuracies = {"lr-learning_rate_0p1": (0.80, 0.84), "lr-learning_rate_0p01": (0.90, 0.94),
+                  "lr-learning_rate_0p001": (0.86, 0.86)}  # fmt: skip
+    run_dirs, experiments, points = [], {}, {}
+    for point, values in accuracies.items():
+        for seed, accuracy in enumerate(values):
+            files = _classifier_files()
+            files["metrics.json"].update(accuracy=accuracy, error=1 - accuracy)
+            folder = tmp_path / "runs" / point / f"seed{seed}"
+            folder.mkdir(parents=True)
+            for name, content in files.items():
+                (folder / name).write_text(json.dumps(content))
+            run_dirs.append(str(folder))
+        experiments[point] = {"dataset": "blobs", "target": None, "seeds": [0, 1]}
+        points[point] = {"train.optimizer.learning_rate": float(point.split("_")[-1].replace("p", "."))}
+    sweeps = {"lr": {"keys": ["train.optimizer.learning_rate"], "points": points}}
+    paths = {name: str(tmp_path / f"reproduction.{name}") for name in ("md", "csv", "html")}
+
+    tables = {"markdown": paths["md"], "csv": paths["csv"], "html": paths["html"]}
+    write_report(run_dirs=run_dirs, table_paths=tables, figures_dir=str(tmp_path / "figures"), title="sweep",
+                 experiments=experiments, sweeps=sweeps)  # fmt: skip
+
+    tables = markdown_tables(pathlib.Path(paths["md"]).read_text())
+    heading = next(heading for heading in tables if heading.startswith("Sweep: lr"))
+    assert "accuracy on the test split" in heading and "higher is better" in heading
+    rows = {row["point"]: row for row in tables[heading]}
+    assert rows["lr-learning_rate_0p01"]["train.optimizer.learning_rate"] == "0.01"
+    assert (rows["lr-learning_rate_0p01"]["mean over seeds"], rows["lr-learning_rate_0p01"]["std over seeds"]) == (
+        "0.9200", "0.02000")  # fmt: skip
+    assert [point for point, row in rows.items() if row["best"] == "best"] == ["lr-learning_rate_0p01"]
+    png = tmp_path / "figures" / "sweep_lr.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = pathlib.Path(paths["html"]).read_text()
+    assert "id='sweep-table-lr'" in page and "class='sweep' data-experiment='lr'" in page

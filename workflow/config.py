@@ -24,6 +24,7 @@ from workflow import catalog, conversions, hub, usercode
 from workflow.gate import model_name_problem
 from workflow.plainyaml import ConfigError, check_plain, has_line_break, load_plain_yaml, shown
 from workflow.savedmodel import check_saved_model
+from workflow.sweep import SweepError, expand_sweeps
 
 __all__ = ["ConfigError", "load_config", "load_yaml", "check_config_files"]
 SCHEMA_PATH = pathlib.Path(__file__).resolve().parent.parent / "configs" / "schema.yaml"
@@ -65,12 +66,30 @@ def load_config(
     if command_line:
         check_plain(dict(command_line), "--config")
         typed_overrides(config, dict(command_line), schema)
+    sweeps: dict[str, dict[str, Any]] = {}
+    if isinstance(config.get("experiments"), dict):  # anything else: the schema check names it
+        try:
+            config["experiments"], sweeps = expand_sweeps(config["experiments"])
+        except SweepError as error:
+            raise ConfigError(str(error)) from error
+    _check_moved_keys(config)
     # One validator per schema, shared by all experiments; compiled ones only for a config with many
     # experiments (compiling costs ~0.1 s per schema; checking one experiment with jsonschema ~1.8 ms).
-    _check_moved_keys(config)
     compiled = len(config.get("experiments") or {}) >= COMPILED_VALIDATION_FROM
     validators: dict[tuple[str, int], Any] = {}
-    _validate(config, schema, schema, "", validators, compiled)
+    try:
+        _validate(config, schema, schema, "", validators, compiled)
+        _check_experiments(config, schema, validators, compiled)
+    except ConfigError as error:
+        raise ConfigError(f"{error}{_sweep_origin(str(error), sweeps)}") from error
+    config["sweeps"] = sweeps  # the report compares each sweep's points (workflow/sweep.py)
+    return config
+
+
+def _check_experiments(
+    config: dict[str, Any], schema: dict[str, Any], validators: dict[tuple[str, int], Any], compiled: bool
+) -> None:
+    """What the schema cannot say of a valid config: models, augmentation, datasets, schedules, workers."""
     for name, experiment in config["experiments"].items():
         _check_model(name, experiment["model"], schema, validators, compiled)
         _check_augmentation(name, experiment["train"]["augment"])
@@ -86,7 +105,16 @@ def load_config(
         _check_init_from(name, experiment["model"]["init_from"], config["experiments"])
     for key, entry in config["datasets"].items():
         _check_dataset(key, entry)
-    return config
+
+
+def _sweep_origin(message: str, sweeps: dict[str, dict[str, Any]]) -> str:
+    """' (experiments.X.sweep made P with key: value, ...)' when `message` names a point P of a sweep."""
+    for sweep, entry in sweeps.items():
+        for point, values in entry["points"].items():
+            if f"experiments.{point}." in message or f"experiments.{point}:" in message:
+                swept = ", ".join(f"{key}: {value!r}" for key, value in values.items())
+                return f" (experiments.{sweep}.sweep made {point} with {swept})"
+    return ""
 
 
 def _check_model(
@@ -757,12 +785,13 @@ def manifest_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
 
 @_sorted_keys
 def report_params(config: dict[str, Any]) -> dict[str, Any]:
-    """The report's title and, per experiment, its dataset and target."""
+    """The report's title, per experiment its dataset and target, and the sweeps with their points."""
     experiments = {
         name: {"dataset": exp["dataset"], "target": exp["target"], "seeds": exp["seeds"]}
         for name, exp in config["experiments"].items()
     }
-    return {"title": config["report"]["title"], "experiments": experiments}
+    sweeps = config.get("sweeps", {})  # the report compares a sweep's points (workflow/sweep.py)
+    return {"title": config["report"]["title"], "experiments": experiments, "sweeps": sweeps}
 
 
 def config_hash(value: Any) -> str:

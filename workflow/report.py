@@ -123,9 +123,18 @@ def format_columns(task: str) -> tuple[Column, ...]:
 
 
 def write_report(
-    *, run_dirs: list[str], table_paths: dict[str, str], figures_dir: str, title: str, experiments: dict[str, Any]
+    *,
+    run_dirs: list[str],
+    table_paths: dict[str, str],
+    figures_dir: str,
+    title: str,
+    experiments: dict[str, Any],
+    sweeps: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Collect every run folder; write the tables (md, csv, html) and the figures, each atomically."""
+    """Collect every run folder; write the tables (md, csv, html) and the figures, each atomically.
+
+    `sweeps` (the config's, workflow/sweep.py): per sweep a table of its points' values and metric, and a
+    figure of the metric against each swept value."""
     runs = [load_run(pathlib.Path(folder)) for folder in run_dirs]
     rows, formats = [], []
     for run in runs:
@@ -133,10 +142,11 @@ def write_report(
             rows.append(run_row(run, experiments))
             formats += format_rows(run)
     summary = summarize(rows, experiments)
-    figures = render_figures(runs)
+    compared = sweep_tables(summary, rows, sweeps or {}, experiments)
+    figures = {**render_figures(runs), **render_sweep_figures(compared, sweeps or {})}
     write_text(table_paths["csv"], to_csv(csv_columns(rows), rows))
-    write_text(table_paths["markdown"], to_markdown(title, rows, summary, formats))
-    write_text(table_paths["html"], to_html(title, rows, summary, formats, figures))
+    write_text(table_paths["markdown"], to_markdown(title, rows, summary, formats, compared, sweeps))
+    write_text(table_paths["html"], to_html(title, rows, summary, formats, figures, compared, sweeps))
     with atomic_path(figures_dir) as temporary:
         temporary.mkdir()
         for name, png in figures.items():
@@ -415,11 +425,19 @@ def _scope_note(formats: list[dict[str, Any]]) -> str:
 
 
 def to_markdown(
-    title: str, rows: list[dict[str, Any]], summary: list[dict[str, Any]], formats: Sequence[dict[str, Any]] = ()
+    title: str,
+    rows: list[dict[str, Any]],
+    summary: list[dict[str, Any]],
+    formats: Sequence[dict[str, Any]] = (),
+    compared: dict[str, list[dict[str, Any]]] | None = None,
+    sweeps: dict[str, dict[str, Any]] | None = None,
 ) -> str:
-    """The summary across seeds, the per-run tables and the deployable formats, as Markdown."""
+    """The summary across seeds, each sweep's comparison, the per-run tables and the deployable formats, as Markdown."""
     lines = [f"# {title}", "", "## Reproduction (verdict on the mean over seeds)", ""]
     lines += _markdown_table(SUMMARY_COLUMNS, summary)
+    for sweep, points in (compared or {}).items():
+        lines += ["", f"## Sweep: {sweep} ({_sweep_scope(points)})", ""]
+        lines += _markdown_table(sweep_columns((sweeps or {})[sweep]["keys"]), points)
     for task in TASKS:
         group = [row for row in rows if row["task"] == task]
         if group:
@@ -464,6 +482,8 @@ def to_html(
     summary: list[dict[str, Any]],
     formats: Sequence[dict[str, Any]] = (),
     figures: dict[str, bytes] | None = None,
+    compared: dict[str, list[dict[str, Any]]] | None = None,
+    sweeps: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """A self-contained HTML page: the summary, the runs, then per experiment its verdict, learning curves,
     confusion matrices and deployment table; pass and fail cells are coloured."""
@@ -474,6 +494,14 @@ def to_html(
         "<h2>Reproduction (verdict on the mean over seeds)</h2>",
         _html_table(SUMMARY_COLUMNS, summary, "reproduction-table"),
     ]
+    for sweep, points in (compared or {}).items():
+        name = html.escape(sweep)
+        parts += [f"<h2 id='sweep-{name}'>Sweep: {name} ({html.escape(_sweep_scope(points))})</h2>"]
+        parts.append(_html_table(sweep_columns((sweeps or {})[sweep]["keys"]), points, f"sweep-table-{name}"))
+        png = (figures or {}).get(f"sweep_{sweep}.png")
+        if png:
+            caption = "mean over seeds against each swept value (bars: std over seeds; the star: the best point)"
+            parts.append(f"<div class='figures'>{_figure('sweep', png, sweep, None, caption)}</div>")
     for task in TASKS:
         group = [row for row in rows if row["task"] == task]
         if group:
@@ -559,6 +587,92 @@ def _html_table(columns: tuple[Column, ...], rows: list[dict[str, Any]], element
             cells.append(f"<td{f' class={css!r}' if css else ''}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table id='{element_id}'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def sweep_columns(keys: list[str]) -> tuple[Column, ...]:
+    """A sweep's table: the point, each swept key's value, the metric's mean and std over seeds, the best."""
+    return (
+        Column("experiment", "point"),
+        *(Column(f"value:{key}", key) for key in keys),
+        Column("seeds", "seeds", "count"),
+        Column("mean", "mean over seeds", "metric"),
+        Column("std", "std over seeds", "metric"),
+        Column("verdict", "verdict"),
+        Column("best", "best"),
+    )
+
+
+def _sweep_scope(points: list[dict[str, Any]]) -> str:
+    metric = points[0]["metric"] if points else "metric"
+    better = "higher" if points and points[0]["higher_is_better"] else "lower"
+    return f"{metric} on the test split, mean and std over seeds; {better} is better"
+
+
+def sweep_tables(
+    summary: list[dict[str, Any]], rows: list[dict[str, Any]], sweeps: dict[str, dict[str, Any]], experiments: dict
+) -> dict[str, list[dict[str, Any]]]:
+    """Per sweep, one row per point: its swept values and the summary's mean and std; the best point marked
+    (by the target's direction, or the task's for its summary metric)."""
+    summaries = {entry["experiment"]: entry for entry in summary}
+    tasks = {row["experiment"]: row["task"] for row in rows}
+    tables = {}
+    for sweep, entry in sweeps.items():
+        points = []
+        for point, values in entry["points"].items():
+            if point not in summaries:
+                continue  # not in this report's runs
+            target = experiments[point]["target"]
+            higher = target["direction"] == "higher" if target else TASKS[tasks[point]].summary_higher_is_better
+            row = {key: summaries[point][key] for key in ("experiment", "seeds", "metric", "mean", "std", "verdict")}
+            row.update({f"value:{key}": value for key, value in values.items()}, higher_is_better=higher, best="")
+            points.append(row)
+        measured = [row for row in points if isinstance(row["mean"], (int, float))]
+        if measured:
+            pick = max if measured[0]["higher_is_better"] else min
+            pick(measured, key=lambda row: row["mean"])["best"] = "best"
+        tables[sweep] = points
+    return tables
+
+
+def render_sweep_figures(compared: dict[str, list[dict[str, Any]]], sweeps: dict[str, dict[str, Any]]) -> dict:
+    """`sweep_<name>.png`: per swept key, the metric's mean over seeds (bars: std) against the key's values."""
+    if not any(compared.values()):
+        return {}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figures = {}
+    for sweep, points in compared.items():
+        if points:
+            figures[f"sweep_{sweep}.png"] = _sweep_png(pyplot, sweep, sweeps[sweep]["keys"], points)
+    return figures
+
+
+def _sweep_png(pyplot: Any, sweep: str, keys: list[str], points: list[dict[str, Any]]) -> bytes:
+    figure, axes = pyplot.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.8), squeeze=False)
+    measured = [row for row in points if isinstance(row["mean"], (int, float))]
+    for axis, key in zip(axes[0], keys, strict=True):
+        values = [row[f"value:{key}"] for row in measured]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        labels = sorted({str(v) for v in values}) if not numeric else []
+        xs = values if numeric else [labels.index(str(v)) for v in values]
+        axis.errorbar(xs, [row["mean"] for row in measured], yerr=[row["std"] or 0 for row in measured],
+                      fmt="o", capsize=3)  # fmt: skip
+        for x, row in zip(xs, measured, strict=True):
+            if row["best"]:
+                axis.plot([x], [row["mean"]], marker="*", markersize=14, color="tab:red", linestyle="none")
+        if numeric and values and min(values) > 0 and max(values) >= 10 * min(values):
+            axis.set_xscale("log")
+        if not numeric:
+            axis.set_xticks(range(len(labels)), labels)
+        axis.set_xlabel(key)
+        axis.set_ylabel(f"{points[0]['metric']} (test split)")
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"sweep {sweep}: {points[0]['metric']} against each swept value")
+    figure.tight_layout()
+    return _png(pyplot, figure)
 
 
 def render_figures(runs: list[dict[str, Any]]) -> dict[str, bytes]:
