@@ -15,6 +15,17 @@ def test_train_depends_on_models_and_pipeline_not_on_report():
     assert "workflow/tfrecord.py" not in files  # the writer: it reruns the tfrecord step, not training
     assert "workflow/report.py" not in files
     assert "workflow/evaluate.py" not in files
+    # The config loader (and the sweep expansion, the gate's checks it imports) is the DAG's, not the
+    # step's: editing it must not rerun every training (it did while train took config_hash from it).
+    assert not {"workflow/config.py", "workflow/sweep.py", "workflow/gate.py"} & set(files)
+
+
+def test_the_train_steps_runtime_defaults_are_the_schemas():
+    """workflow/train.py writes out the schema's `runtime` defaults instead of reading them through config.py."""
+    from workflow.config import default_runtime
+    from workflow.train import RUNTIME_DEFAULTS
+
+    assert default_runtime() == RUNTIME_DEFAULTS
 
 
 def test_package_init_files_count_and_extras_are_added():

@@ -75,6 +75,12 @@ class DamagedCheckpointError(ValueError):
         self.path = path
 
 
+def config_hash(value: Any) -> str:
+    """A short stable hash of a JSON-able value (keys sorted): a checkpoint folder's name."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class Checkpoint:
     """The checkpoint folder of one training run (see the module docstring).
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import pathlib
 import urllib.parse
@@ -792,12 +791,6 @@ def report_params(config: dict[str, Any]) -> dict[str, Any]:
     }
     sweeps = config.get("sweeps", {})  # the report compares a sweep's points (workflow/sweep.py)
     return {"title": config["report"]["title"], "experiments": experiments, "sweeps": sweeps}
-
-
-def config_hash(value: Any) -> str:
-    """A short stable hash of a JSON-able value (keys sorted), for checkpoint folders."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -626,12 +626,20 @@ def sweep_tables(
             row = {key: summaries[point][key] for key in ("experiment", "seeds", "metric", "mean", "std", "verdict")}
             row.update({f"value:{key}": value for key, value in values.items()}, higher_is_better=higher, best="")
             points.append(row)
+        points.sort(key=lambda row: [_sort_key(row[f"value:{key}"]) for key in entry["keys"]])
         measured = [row for row in points if isinstance(row["mean"], (int, float))]
         if measured:
             pick = max if measured[0]["higher_is_better"] else min
             pick(measured, key=lambda row: row["mean"])["best"] = "best"
         tables[sweep] = points
     return tables
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Numbers in order, then anything else by its text: a sweep's table reads along each swept value."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value)
+    return (1, str(value))
 
 
 def render_sweep_figures(compared: dict[str, list[dict[str, Any]]], sweeps: dict[str, dict[str, Any]]) -> dict:
