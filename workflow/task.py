@@ -25,7 +25,6 @@ class Task:
     summary_metric: str  # the test metric a run is summarized by when no target names one
     summary_higher_is_better: bool  # which of two runs' summary_metric is the better one
     served_outputs: dict[str, str]  # the SavedModel signature's outputs and their dtypes
-    parity_quality: str  # parity.json's quality figure of each format (and of the SavedModel)
     parity_judged: str  # what the gate judges, in words for the report
 
     def classes(self, spec: dict[str, Any]) -> int | None:
@@ -66,7 +65,6 @@ class Classification(Task):
     summary_metric = "accuracy"
     summary_higher_is_better = True
     served_outputs = {"probabilities": "float32", "class_id": "int32"}
-    parity_quality = "accuracy"
     parity_judged = "max abs diff and top-1 agreement on the golden batch, the accuracy drop on the whole test split"
 
     def classes(self, spec: dict[str, Any]) -> int | None:
@@ -100,7 +98,6 @@ class Regression(Task):
     summary_metric = "rmse"
     summary_higher_is_better = False
     served_outputs = {"prediction": "float32"}
-    parity_quality = "mae"
     parity_judged = "max abs diff over the standard deviation of the SavedModel's predictions on the golden batch"
 
     def classes(self, spec: dict[str, Any]) -> int | None:
