@@ -13,6 +13,7 @@ EXPERIMENTS = list(CONFIG["experiments"])
 wildcard_constraints:
     exp="[A-Za-z0-9][A-Za-z0-9_-]*",
     dataset="[A-Za-z0-9][A-Za-z0-9_-]*",
+    sweep="[A-Za-z0-9][A-Za-z0-9_-]*",
     seed=r"\d+",
     key="[0-9a-f]{16}",
 
@@ -96,6 +97,17 @@ def published_run(wildcards):
     return files
 
 
+def sweep_runs(wildcards):
+    """The run folders of a sweep's points, every seed."""
+    points = CONFIG["sweeps"][wildcards.sweep]["points"]
+    return [RUN.format(exp=exp, seed=seed) for exp, seed in cfg.runs(CONFIG) if exp in points]
+
+
+def sweep_files(wildcards):
+    """What a sweep's HParams sessions are made of: each run's test metrics and training history."""
+    return [f"{folder}/{name}" for folder in sweep_runs(wildcards) for name in ("metrics.json", "history.json")]
+
+
 # Every step of every run is a target, not only the last ones: Snakemake, like make, does not
 # rebuild a missing file that only feeds outputs which exist. So when a forced rerun (`-R`) is
 # killed or fails after Snakemake removed the old outputs, a plain rerun completes it (the missing
@@ -117,10 +129,12 @@ def run_outputs(exp, seed):
 
 
 def final_outputs():
-    """The default target: every step of every run, dataset, hub fetch and publish, and the report."""
+    """The default target: every step of every run, dataset, hub fetch and publish, each sweep's HParams
+    sessions, and the report."""
     files = [path for exp, seed in cfg.runs(CONFIG) for path in run_outputs(exp, seed)]
     for dataset in cfg.dataset_names(CONFIG):
         files += [output_of("download", dataset=dataset), output_of("tfrecord", dataset=dataset)]
     files += [output_of("pretrained", key=key) for key in cfg.hub_keys(CONFIG)]
     files += [output_of("publish", exp=exp) for exp in EXPERIMENTS]
+    files += [output_of("hparams", sweep=sweep) for sweep in CONFIG.get("sweeps", {})]
     return files + [output_of("report")]

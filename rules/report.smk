@@ -35,3 +35,28 @@ rule report:
         benchmark_path("report", "report")
     script:
         "../scripts/report.py"
+
+
+# TensorBoard's HParams dashboard for one sweep (`tensorboard --logdir results/runs`), from the finished
+# runs' files: a few kilobytes of event files and no TensorFlow, so it runs where snakemake runs.
+localrules:
+    hparams,
+
+
+rule hparams:
+    input:
+        runs=sweep_files,
+    output:
+        directory(f"{RESULTS}/runs/_hparams/{{sweep}}"),
+    params:
+        code=code("workflow.hparams"),
+        sweep=lambda wildcards: CONFIG["sweeps"][wildcards.sweep],
+        run_dirs=sweep_runs,
+    conda:
+        "../envs/main.yaml"
+    log:
+        log_path("hparams", "{sweep}"),
+    benchmark:
+        benchmark_path("hparams", "{sweep}")
+    script:
+        "../scripts/hparams.py"

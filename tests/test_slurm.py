@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -445,3 +446,79 @@ def test_a_users_own_model_and_dataset_train_and_evaluate_as_slurm_jobs(cluster,
     assert any("after_training" in c for c in comments), comments  # evaluate, in the group of small steps
     metrics = json.loads((folder / target).read_text())
     assert metrics["examples"] == 300 and metrics["accuracy"] >= 0.9, metrics
+
+
+SWEEP_RUNS = {"datasets": DIGITS, "experiments": {"digits_sweep": {
+    "dataset": "digits", "model": {"name": "mlp", "hidden_units": [32]},
+    "train": {"epochs": 1, "optimizer": {"name": "adam", "learning_rate": 0.01}},
+    "sweep": {"grid": {"train.optimizer.learning_rate": [0.1, 0.03, 0.01, 0.003, 0.001],
+                       "train.batch_size": [32, 64, 128, 256]}},  # 5 x 4 = 20 points
+}}}  # fmt: skip
+IN_FLIGHT = 3  # the sweep's profile: `jobs: 3`, below what the 2-CPU test node could run plus queue
+
+
+def run_watching_the_queue(folder: pathlib.Path, env: dict, stop_after: int | None = None) -> tuple[int, str, int]:
+    """The sweep's trainings through the layered profiles, polling squeue: (exit status, output, most of this
+    run's jobs seen queued or running at once). `stop_after`: SIGINT once that many trainings have finished."""
+    command = [sys.executable, "-m", "snakemake", "--until", "train", "--profile", "slurm", "--profile", "tfl-sweep",
+               *FAST_POLL, "--configfile", "sweep.yaml"]  # fmt: skip
+    log = folder.parent / f"snakemake-{time.monotonic_ns()}.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+        most, deadline = 0, time.monotonic() + 1200
+        try:
+            while process.poll() is None and time.monotonic() < deadline:
+                queued = slurm_command("squeue", "-h", "-o", "%k").split()
+                most = max(most, sum(comment.startswith("rule_") for comment in queued))
+                if stop_after is not None and len(trained(folder)) >= stop_after:
+                    time.sleep(2)  # the job's own snakemake records the training finished just after train.json
+                    process.send_signal(signal.SIGINT)
+                    stop_after = None
+                time.sleep(0.5)
+            process.wait(timeout=180)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    return process.returncode, log.read_text(), most
+
+
+def trained(folder: pathlib.Path) -> dict[str, int]:
+    """Point -> train.json's modification time (ns), for every finished training of the sweep."""
+    return {path.parent.parent.name: path.stat().st_mtime_ns
+            for path in (folder / "results/runs").glob("digits_sweep-*/seed0/train.json")}  # fmt: skip
+
+
+def test_a_sweep_on_slurm_keeps_its_jobs_bounded_and_resumes_after_an_interruption(cluster, tmp_path):
+    """20 points through `--profile slurm` with a site profile of `jobs: 3`: never more than 3 of the run's jobs
+    queued or running. Ctrl-C after 6 trainings; the dry run then plans every training not finished and none
+    that is, and the second run submits just those and leaves the finished ones' files as they were."""
+    folder = copy_repository(tmp_path / "repo")
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(SWEEP_RUNS))
+    profile = tmp_path / "xdg" / "snakemake" / "tfl-sweep"
+    profile.mkdir(parents=True)
+    (profile / "config.yaml").write_text(yaml.safe_dump({"jobs": IN_FLIGHT}))
+    env = {**os.environ, "PYTHONPATH": str(folder), "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+           "PATH": f"{pathlib.Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
+
+    status, output, most = run_watching_the_queue(folder, env, stop_after=6)
+    assert status != 0 and "snakemake was interrupted (Ctrl-C)" in output, output[-3000:]
+    deadline = time.monotonic() + 60
+    while slurm_command("squeue", "-h", "-o", "%i").strip() and time.monotonic() < deadline:
+        time.sleep(1)
+    finished = trained(folder)
+    plan = snakemake(folder, "-n", "--until", "train", "--rerun-incomplete", "--configfile", "sweep.yaml")
+    planned = set(re.findall(r"exp=(digits_sweep-[\w-]+)", plan.stdout + plan.stderr))
+    kept = {point: mtime for point, mtime in finished.items() if point not in planned}
+    since = now()
+    status, output, most_again = run_watching_the_queue(folder, env)
+
+    assert status == 0, output[-5000:]
+    assert most == most_again == IN_FLIGHT, (most, most_again)  # the bound held, and it was what held them back
+    assert 6 <= len(kept) < 20 and len(planned) + len(kept) == 20, (sorted(planned), sorted(kept))
+    again = trained(folder)
+    assert len(again) == 20
+    assert {point: again[point] for point in kept} == kept  # finished trainings untouched
+    trains = [row for row in wait_for_sacct(since, len(planned)) if row["Comment"].startswith("rule_train")]
+    assert len(trains) == len(planned), trains
+    print(f"sweep on Slurm: {len(kept)} of 20 trainings finished before Ctrl-C, {len(trains)} submitted after")

@@ -6,8 +6,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pathlib
+import re
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 import yaml
@@ -106,24 +110,76 @@ def test_a_bad_sweep_is_refused_naming_the_sweep_and_key(sweep, expected):
     assert expected in str(error.value)
 
 
-def test_adding_a_value_adds_only_the_new_runs(tmp_path):
-    """Two points trained for real; with a third value the dry run plans that point's training alone."""
+def test_adding_a_value_adds_only_the_new_runs_and_tensorboard_shows_the_sweep(tmp_path):
+    """Two points trained and evaluated for real, their HParams sessions read back by a real TensorBoard server;
+    with a third value the dry run plans that point's training alone (and its evaluation and the sessions)."""
     folder = copy_repository(tmp_path / "repo")
     config = with_sweep({"grid": {"train.optimizer.learning_rate": [0.01, 0.002]}})
     config["experiments"]["digits_mlp"]["train"]["epochs"] = 1
     path = folder / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
+    hparams = "results/runs/_hparams/digits_mlp"
 
-    ran = snakemake(folder, "--configfile", str(path), "--cores", "2", "--until", "train")
+    ran = snakemake(folder, "--configfile", str(path), "--cores", "2", hparams)
     assert ran.returncode == 0, ran.stderr[-4000:]
+    groups = tensorboard_session_groups(folder / "results" / "runs", "train.optimizer.learning_rate", "test/accuracy")
     config["experiments"]["digits_mlp"]["sweep"]["grid"]["train.optimizer.learning_rate"].append(0.0005)
     path.write_text(yaml.safe_dump(config))
     planned = snakemake(folder, "--configfile", str(path), "-n", "--until", "train")
+    planned_sessions = snakemake(folder, "--configfile", str(path), "-n", hparams)
 
     assert planned_jobs(planned) == {"train": 1}
+    assert planned_jobs(planned_sessions) == {"train": 1, "evaluate": 1, "hparams": 1}
     assert "digits_mlp-learning_rate_0p0005" in planned.stdout + planned.stderr
-    for point in ("digits_mlp-learning_rate_0p01", "digits_mlp-learning_rate_0p002"):
-        assert (folder / "results" / "runs" / point / "seed0" / "model.keras").is_file()
+    for point, rate in (("digits_mlp-learning_rate_0p01", 0.01), ("digits_mlp-learning_rate_0p002", 0.002)):
+        run = folder / "results" / "runs" / point / "seed0"
+        assert (run / "model.keras").is_file()
+        accuracy = json.loads((run / "metrics.json").read_text())["accuracy"]
+        assert groups[point]["hparams"] == {"train.optimizer.learning_rate": rate}
+        assert groups[point]["metrics"]["test/accuracy"] == pytest.approx(accuracy, rel=1e-6)  # float32 in the event
+    assert len(groups) == 2
+
+
+def tensorboard_session_groups(logdir: pathlib.Path, hparam: str, metric: str) -> dict[str, dict]:
+    """`tensorboard --logdir logdir` (a real server, on a free port): its HParams session groups, by name."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", "0", "--reload_interval", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        url = None
+        for line in server.stdout:  # "TensorBoard 2.21.0 at http://localhost:PORT/ (Press CTRL+C to quit)"
+            if match := re.search(r"at (http://\S+/) ", line):
+                url = match.group(1)
+                break
+        assert url, "tensorboard did not start"
+        request = {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN"], "startIndex": 0, "sliceSize": 100,
+                   "colParams": [{"hparam": hparam, "includeInResult": True},
+                                 {"metric": {"tag": metric, "group": ""}, "includeInResult": True}],
+                   "aggregationType": "AGGREGATION_AVG"}  # fmt: skip
+        for _ in range(30):  # the server loads the logs in the background
+            answer = post_json(f"{url}data/plugin/hparams/session_groups", request)
+            if answer.get("totalSize"):
+                break
+            time.sleep(1)
+    finally:
+        server.kill()
+        server.wait()
+    return {
+        group["name"]: {
+            "hparams": group["hparams"],
+            "metrics": {value["name"]["tag"]: value["value"] for value in group["metricValues"]},
+        }
+        for group in answer["sessionGroups"]
+    }
+
+
+def post_json(url: str, body: dict) -> dict:
+    """A POST as TensorBoard's own front end sends it (its XSRF header included)."""
+    headers = {"Content-Type": "application/json", "X-XSRF-Protected": "1"}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def test_compare_names_the_keys_that_differ_and_how_each_metric_changed(finished, tmp_path):
@@ -157,5 +213,5 @@ def test_the_worked_example_plans_six_points_on_one_dataset(tmp_path):
     planned = snakemake(REPO, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "--configfile", config)
 
     jobs = planned_jobs(planned)
-    assert (jobs["download"], jobs["tfrecord"], jobs["train"], jobs["report"]) == (1, 1, 6, 1)
+    assert (jobs["download"], jobs["tfrecord"], jobs["train"], jobs["hparams"], jobs["report"]) == (1, 1, 6, 1, 1)
     assert "lenet5-learning_rate_0p03-batch_size_128" in planned.stdout + planned.stderr
