@@ -85,6 +85,10 @@ rule publish:
     input: published
     output: directory("results/deploy/{exp}")
     shell: "mkdir -p {output}"
+rule hparams:
+    input: lambda w: PLAN["swept"][w.sweep]
+    output: directory("results/runs/_hparams/{sweep}")
+    shell: "mkdir -p {output}"
 rule report:
     input: PLAN["reported"]
     output: "results/report/reproduction.md", directory("results/report/figures")
@@ -111,12 +115,18 @@ def plan(config: dict[str, Any]) -> dict[str, Any]:
     ]
     targets += [f"results/deploy/{exp}" for exp in experiments]
     targets += ["results/report/reproduction.md", "results/report/figures"]
+    swept = {
+        sweep: [f"{folder.format(exp, seed)}/{name}" for exp, seed in runs if exp in entry["points"]
+                for name in ("metrics.json", "history.json")]
+        for sweep, entry in config.get("sweeps", {}).items()
+    }  # fmt: skip
+    targets += [f"results/runs/_hparams/{sweep}" for sweep in swept]
     reported = [
         f"{folder.format(exp, seed)}/{name}"
         for exp, seed in runs
         for name in ("metrics.json", "parity.json", "train.json", "history.json")
     ]
-    return {"experiments": experiments, "targets": targets, "reported": reported}
+    return {"experiments": experiments, "targets": targets, "reported": reported, "swept": swept}
 
 
 def write(folder: pathlib.Path, config: dict[str, Any]) -> pathlib.Path:

@@ -76,6 +76,21 @@ def train_resource(name):
     return lambda wildcards: train_resources_of(wildcards.exp)[name]
 
 
+def train_job_resources():
+    """The train job's Slurm resources: a plain value where every experiment asks the same (the default
+    config, every sweep), a function of the wildcards where they differ, left out where all say None.
+    Snakemake inspects and calls each function once per job: ten per train job were a tenth of the
+    functions a 1000-experiment dry run applies (docs/performance.md, DAG scale)."""
+    resources = {}
+    for name in cfg.TRAIN_RESOURCES:
+        values = [train_resources_of(exp)[name] for exp in EXPERIMENTS]
+        if any(value != values[0] for value in values):
+            resources[name] = train_resource(name)
+        elif values and values[0] is not None:
+            resources[name] = values[0]
+    return resources
+
+
 def tfjs_inputs(wildcards):
     """The TF.js model and the Node environment, when the experiment converts to TF.js."""
     if not cfg.tfjs_enabled(CONFIG, wildcards.exp):

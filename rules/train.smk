@@ -43,16 +43,7 @@ rule train:
     resources:
         # From the experiment's `resources.train` (workflow/config.py train_resources): a change
         # here moves the job, it does not retrain.
-        slurm_partition=train_resource("slurm_partition"),
-        gpu=train_resource("gpu"),
-        gpu_model=train_resource("gpu_model"),
-        cpus_per_task=train_resource("cpus_per_task"),
-        mem_mb=train_resource("mem_mb"),
-        runtime=train_resource("runtime"),
-        nodes=train_resource("nodes"),
-        tasks=train_resource("tasks"),
-        mpi=train_resource("mpi"),
-        slurm_extra=train_resource("slurm_extra"),
+        **train_job_resources(),
     conda:
         "../envs/main.yaml"
     envmodules:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
-from helpers import MINIMAL, with_change
+import yaml
+from helpers import MINIMAL, REPO, snakemake, with_change
 
 from workflow import config as cfg
 
@@ -212,3 +214,29 @@ def test_publish_anyway_needs_a_reason_and_a_known_seed():
         cfg.load_config(with_change("experiments.exp.deploy", {"publish_anyway": True}))
     with pytest.raises(cfg.ConfigError, match=r"experiments.exp.deploy.seed: 7 is not one of seeds \[0\]"):
         cfg.load_config(with_change("experiments.exp.deploy", {"seed": 7}))
+
+
+@pytest.mark.parametrize("differ", [False, True], ids=["same", "differ"])
+def test_each_train_job_gets_its_experiments_resources_in_the_plan(differ, tmp_path):
+    """A dry run: two experiments' train jobs ask for their own partition and GPUs when the experiments
+    differ, and for the shared ones when they agree (then plain values in the rule: rules/common.smk)."""
+    config = cfg.load_yaml(REPO / "configs" / "default.yaml")
+    gpu = {"train": {"partition": "gpu", "gpus": 1, "gpu_model": "a100", "runtime": 90}}
+    config["experiments"]["digits_cnn"]["resources"] = gpu
+    if not differ:
+        config["experiments"]["digits_mlp"]["resources"] = copy.deepcopy(gpu)
+    (tmp_path / "resources.yaml").write_text(yaml.safe_dump(config))
+
+    planned = snakemake(REPO, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "-n", "--until", "train",
+                        "--configfile", str(tmp_path / "resources.yaml"))  # fmt: skip
+
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    jobs = (planned.stdout + planned.stderr).split("rule train:")[1:]
+    asked = {re.search(r"exp=(\w+)", job).group(1): re.search(r"resources: (.*)", job).group(1) for job in jobs}
+    assert "slurm_partition=gpu" in asked["digits_cnn"] and "gpu=1" in asked["digits_cnn"], asked
+    assert "gpu_model=a100" in asked["digits_cnn"] and "runtime=90" in asked["digits_cnn"], asked
+    if differ:
+        assert "slurm_partition" not in asked["digits_mlp"] and "gpu=0" in asked["digits_mlp"], asked
+        assert "gpu_model" not in asked["digits_mlp"] and "runtime=60" in asked["digits_mlp"], asked
+    else:
+        assert asked["digits_mlp"] == asked["digits_cnn"], asked

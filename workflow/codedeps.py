@@ -62,6 +62,7 @@ def _module_path(module: str) -> pathlib.Path | None:
     return None
 
 
+@functools.cache  # the rules' closures share most files: each is parsed once per DAG build
 def _imports(path: pathlib.Path) -> list[str]:
     """Package modules named by the file's imports, and the packages that contain them."""
     names: list[str] = []
