@@ -18,6 +18,9 @@ def test_train_depends_on_models_and_pipeline_not_on_report():
     # The config loader (and the sweep expansion, the gate's checks it imports) is the DAG's, not the
     # step's: editing it must not rerun every training (it did while train took config_hash from it).
     assert not {"workflow/config.py", "workflow/sweep.py", "workflow/gate.py"} & set(files)
+    # Which formats a model converts to is the DAG's and parity's: it reran every training while the
+    # table models took two constants from it.
+    assert "workflow/conversions.py" not in files and "workflow/tables.py" in files
 
 
 def test_the_train_steps_runtime_defaults_are_the_schemas():

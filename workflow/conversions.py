@@ -14,9 +14,6 @@ from typing import Any
 from workflow import usercode
 from workflow.catalog import family
 
-NUMERIC_TYPES = ("float", "float_normalized")
-DEFAULT_TYPE = {"float32": "float_normalized", "int64": "integer_categorical", "string": "string_categorical"}
-
 # The TensorFlow ops each FeatureSpace type adds that the LiteRT builtins lack (TF Select needed), with
 # its default one-hot output; tests/test_tables.py checks each against the converter.
 TFLITE_FLEX_OPS = {

@@ -37,10 +37,13 @@ import keras
 import tensorflow as tf
 
 from workflow.catalog import TABLE_MODELS
-from workflow.conversions import DEFAULT_TYPE, NUMERIC_TYPES
 
 FeatureSpace: TypeAlias = keras.utils.FeatureSpace
 
+# Here, not in workflow/conversions.py (which formats a model converts to): that module is no part of
+# the train step's code digest, so editing it reruns no training.
+NUMERIC_TYPES = ("float", "float_normalized")
+DEFAULT_TYPE = {"float32": "float_normalized", "int64": "integer_categorical", "string": "string_categorical"}
 TYPE_DTYPES = {
     "float": {"float32", "int64"},
     "float_normalized": {"float32", "int64"},
