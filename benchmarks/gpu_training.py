@@ -1,5 +1,5 @@
 """GPU training: the project's train step against plain `model.fit`, determinism against XLA, the input
-pipeline against the step's demand, mixed precision, and the LeNet-5 reproduction, on one GPU.
+pipeline against the step's demand, mixed precision, the LeNet-5 reproduction, and scaling to two GPUs.
 
     python benchmarks/gpu_training.py prepare build/gpu [MNIST_SHARDS]  # here: each run's params
     python benchmarks/gpu_training.py run build/gpu GROUP [GROUP ...]     # with a GPU: runs and tables
@@ -26,6 +26,16 @@ its own table (and saved as results-GROUP.json):
 - lenet: LeNet-5 on the MNIST shards, batch 128, XLA, float32: the project's step against plain model.fit.
 - reproduce: configs/papers/lenet5_mnist.yaml as it stands (its three seeds, 20 epochs, batch 32), by
   the project's train step, then the project's evaluate step on the test split: error per seed.
+- scaling (issue "Two GPUs"): ResNet-20 as in resnet, 512 images per replica, through the train step's
+  own entry (workflow.launch.run_training): 1 GPU with the default strategy, with a one-replica
+  MirroredStrategy and with `auto`; 2 GPUs with `mirrored` (devices 2) and with `auto`; 2 local
+  workers of one GPU each (multi_worker_mirrored, the launcher's TF_CONFIG and CUDA_VISIBLE_DEVICES);
+  and 2 workers on one GPU, which the launcher refuses. Efficiency: examples/s over (GPUs x 1 GPU's).
+  A run that needs more GPUs than the machine has is listed as not run.
+- scaling_accuracy: LeNet-5 as configured (3 seeds) on 1 GPU, on 2 GPUs mirrored, on 2 workers x 1 GPU.
+
+Each run's process sees the GPUs it is meant to use (CUDA_VISIBLE_DEVICES; one for every group but
+the two-GPU runs), so on a bigger machine `auto` does not turn the one-GPU figures into mirrored ones.
 
 Figures: steady-state examples/s (epochs after the first; train.json's `steady_examples_per_second`),
 the first epoch's seconds (tracing, XLA compilation, warm-up) and the weights' digest.
@@ -96,8 +106,36 @@ RUNS: dict[str, tuple[str, str, str, dict[str, Any], int]] = {
         "pipeline", "resnet20", "pipeline", {"in_memory": True, "augment": NO_AUGMENT}, 3
     ),
     "streamed, no augmentation": ("pipeline", "resnet20", "pipeline", {"in_memory": False, "augment": NO_AUGMENT}, 3),
+    # Scaling (issue "Two GPUs"): 512 images per replica; the global batch grows with the replicas.
+    "1 GPU, default strategy": ("scaling", "resnet20", "project", {**FAST, "augment": NO_AUGMENT,
+                                "strategy": "default"}, 2),
+    "1 GPU, mirrored (one replica)": ("scaling", "resnet20", "project", {**FAST, "augment": NO_AUGMENT,
+                                      "strategy": "mirrored"}, 2),
+    "1 GPU, auto": ("scaling", "resnet20", "project", {**FAST, "augment": NO_AUGMENT, "strategy": "auto"}, 2),
+    "2 GPUs, mirrored": ("scaling", "resnet20", "project", {**FAST, "augment": NO_AUGMENT, "strategy": "mirrored",
+                         "devices": 2, "batch_size": 1024}, 2),
+    "2 GPUs, auto": ("scaling", "resnet20", "project", {**FAST, "augment": NO_AUGMENT, "strategy": "auto",
+                     "batch_size": 1024}, 2),
+    "2 workers x 1 GPU, multi_worker_mirrored": ("scaling", "resnet20", "project", {
+        **FAST, "augment": NO_AUGMENT, "strategy": "multi_worker_mirrored", "workers": 2, "batch_size": 1024}, 2),
+    "2 workers on 1 GPU, multi_worker_mirrored (refused)": ("scaling", "resnet20", "project", {
+        **FAST, "augment": NO_AUGMENT, "strategy": "multi_worker_mirrored", "workers": 2, "batch_size": 1024}, 1),
+    # The same three set-ups on LeNet-5 as configured (3 seeds, 20 epochs): accuracy within the seeds' spread?
+    "lenet5, 1 GPU": ("scaling_accuracy", "lenet5", "reproduce", {"strategy": "default"}, 1),
+    "lenet5, 2 GPUs, mirrored": ("scaling_accuracy", "lenet5", "reproduce", {"strategy": "mirrored", "devices": 2}, 1),
+    "lenet5, 2 workers x 1 GPU": ("scaling_accuracy", "lenet5", "reproduce",
+                                  {"strategy": "multi_worker_mirrored", "workers": 2}, 1),
 }
 # fmt: on
+# GPUs a run's process may see (CUDA_VISIBLE_DEVICES 0..n-1); every other run sees one, so that on a
+# machine with more, `auto` does not turn the one-GPU groups into mirrored runs.
+VISIBLE_GPUS = {
+    "2 GPUs, mirrored": 2,
+    "2 GPUs, auto": 2,
+    "2 workers x 1 GPU, multi_worker_mirrored": 2,
+    "lenet5, 2 GPUs, mirrored": 2,
+    "lenet5, 2 workers x 1 GPU": 2,
+}  # fmt: skip
 PAPERS = {"resnet20": "resnet20_cifar10.yaml", "lenet5": "lenet5_mnist.yaml"}
 SHARDS_OF = {"resnet20": "cifar_shaped", "lenet5": "mnist"}
 
@@ -112,16 +150,19 @@ def prepare(folder: pathlib.Path, mnist_shards: str | None) -> None:
     variants: dict[str, Any] = {}
     for name, (group, model, kind, changes, repeats) in RUNS.items():
         params = copy.deepcopy(base[model])
-        params["train"].update(batch_size=512, epochs=EPOCHS, mixed_precision=True, in_memory=True)
+        if kind != "reproduce":  # a reproduction keeps the paper's settings but for its changes
+            params["train"].update(batch_size=512, epochs=EPOCHS, mixed_precision=True, in_memory=True)
         for key, value in changes.items():
             if key == "augment":
                 params["train"]["augment"].update(value)
             else:
                 params["train"][key] = value
+        seeds = [0, 1, 2] if kind == "reproduce" else [0]
         variants[name] = {"group": group, "model": model, "kind": kind, "params": params, "repeats": repeats,
-                          "seeds": [0]}  # fmt: skip
+                          "seeds": seeds, "gpus": VISIBLE_GPUS.get(name, 1)}  # fmt: skip
     variants["lenet5_mnist as configured"] = {"group": "reproduce", "model": "lenet5", "kind": "reproduce",
-                                              "params": base["lenet5"], "repeats": 1, "seeds": [0, 1, 2]}  # fmt: skip
+                                              "params": base["lenet5"], "repeats": 1, "seeds": [0, 1, 2],
+                                              "gpus": 1}  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "variants.json").write_text(json.dumps(variants, indent=1))
     if mnist_shards:  # packed: MNIST's shards compress about 5 times, and at most 64 MiB travel per call
@@ -161,16 +202,19 @@ def worker(variant: dict[str, Any], shards: str, out: str, seed: int) -> dict[st
     if kind == "pipeline":
         return pipeline_alone(params, shards)
     if kind in ("project", "reproduce"):
-        from workflow.train import train
+        from workflow.launch import run_training
 
         folder = pathlib.Path(out)
-        info = train(shards_dir=shards, model_path=str(folder / "model.keras"),
+        # The train step's own entry: one process, or (train.workers > 1) the local launcher's workers.
+        run_training(launcher="", shards_dir=shards, model_path=str(folder / "model.keras"),
                      history_path=str(folder / "history.json"), info_path=str(folder / "train.json"),
                      tensorboard_dir=str(folder / "tensorboard"), checkpoint_root=str(folder / "checkpoints"),
                      params=params, seed=seed)  # fmt: skip
+        info = json.loads((folder / "train.json").read_text())
         result = {"steady": info["steady_examples_per_second"], "first_epoch_s": info["first_epoch_seconds"],
                   "train_s": info["wall_seconds"], "determinism": info["determinism"],
-                  "jit_compile": info["jit_compile"], "weights": weights_digest(folder / "model.keras")}  # fmt: skip
+                  "jit_compile": info["jit_compile"], "weights": weights_digest(folder / "model.keras"),
+                  "strategy": info["strategy"], "replicas": info["replicas"]}  # fmt: skip
         if kind == "reproduce":
             from workflow.evaluate import evaluate
 
@@ -288,20 +332,35 @@ def one_run(folder: pathlib.Path, name: str, variant: dict[str, Any], shards: pa
     out = folder / "runs" / f"{slug}-seed{seed}-{attempt}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "variant.json").write_text(json.dumps(variant))
+    wanted, here = variant.get("gpus", 1), machine_gpus()
+    if wanted > max(len(here), 1) and "(refused)" not in name:  # one-GPU runs also run on a CPU (a smoke test)
+        print(f"{name}: needs {wanted} GPUs, this machine has {len(here)}: not run", flush=True)
+        return {"failed": True, "skipped": f"needs {wanted} GPUs, {len(here)} here"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if here:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(here[:wanted])
     started = time.monotonic()
     completed = subprocess.run(
         [sys.executable, __file__, "worker", str(out / "variant.json"), str(shards), str(out), str(seed)],
-        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True, text=True, env=env,
     )  # fmt: skip
     (out / "log.txt").write_text(completed.stdout + completed.stderr)
     if completed.returncode != 0:
         print(f"{name} (seed {seed}, run {attempt + 1}) failed:\n{completed.stderr[-3000:]}", flush=True)
-        return {"failed": True}
+        errors = [line for line in completed.stderr.splitlines() if "Error: " in line]
+        return {"failed": True, "error": errors[-1].strip() if errors else completed.stderr[-300:]}
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     result["wall_s"] = round(time.monotonic() - started, 1)
     result["xla_off_warning"] = "support `jit_compile=True`" in completed.stderr + completed.stdout
     print(f"{name} (seed {seed}, run {attempt + 1}): {result}", flush=True)
     return result
+
+
+def machine_gpus() -> list[str]:
+    """The GPUs of this machine, as the local launcher finds them (CUDA_VISIBLE_DEVICES, or nvidia-smi)."""
+    from workflow.launch import visible_gpus
+
+    return visible_gpus(os.environ)
 
 
 def ok(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -382,6 +441,40 @@ def reproduce_table(results: dict[str, list[dict[str, Any]]], demand: float | No
         print(f"| mean | {sum(errors) / len(errors):.3%} | {sum(r['train_s'] for r in runs):.0f} (all) | | |")
 
 
+def scaling_table(results: dict[str, list[dict[str, Any]]], demand: float | None) -> None:
+    one = median_steady(results.get("1 GPU, default strategy", []))
+    print(f"\n## Scaling: ResNet-20, {TRAIN:,} random 32x32x3 images, 512 per replica, mixed precision, XLA, "
+          f"{EPOCHS} epochs; this machine: {len(machine_gpus())} GPU(s)\n")  # fmt: skip
+    print("| run | strategy (train.json) | replicas | steady examples/s (median) | range | / (GPUs x 1 GPU) |")
+    print("|---|---|---|---|---|---|")
+    for name, runs in results.items():
+        steady, done = median_steady(runs), ok(runs)
+        if steady is None:
+            why = next((run.get("skipped") or run.get("error") for run in runs if run.get("failed")), "failed")
+            print(f"| {name} | {why} | | | | |")
+            continue
+        gpus = max(len(machine_gpus()[: VISIBLE_GPUS.get(name, 1)]), 1)
+        efficiency = f"{steady / (gpus * one):.2f}" if one else "-"
+        print(f"| {name} | {done[0]['strategy']} | {done[0]['replicas']} | {steady:,.0f} | {spread(done)} | "
+              f"{efficiency} |")  # fmt: skip
+
+
+def scaling_accuracy_table(results: dict[str, list[dict[str, Any]]], demand: float | None) -> None:
+    print("\n## LeNet-5 as configured (3 seeds, 20 epochs, batch 32 global), by strategy: test error\n")
+    print("| run | strategy | replicas | errors per seed | mean | spread (max - min) |")
+    print("|---|---|---|---|---|---|")
+    for name, runs in results.items():
+        done = ok(runs)
+        if not done:
+            why = next((run.get("skipped") or run.get("error") for run in runs if run.get("failed")), "failed")
+            print(f"| {name} | {why} | | | | |")
+            continue
+        errors = [run["error"] for run in done]
+        print(f"| {name} | {done[0]['strategy']} | {done[0]['replicas']} | "
+              f"{', '.join(f'{error:.2%}' for error in errors)} | {sum(errors) / len(errors):.3%} | "
+              f"{max(errors) - min(errors):.2%} |")  # fmt: skip
+
+
 TABLES = {
     "resnet": resnet_table,
     "determinism": determinism_table,
@@ -389,6 +482,8 @@ TABLES = {
     "precision": precision_table,
     "lenet": lenet_table,
     "reproduce": reproduce_table,
+    "scaling": scaling_table,
+    "scaling_accuracy": scaling_accuracy_table,
 }
 
 

@@ -2,6 +2,7 @@
 import functools
 
 from workflow import config as cfg
+from workflow.catalog import BUILDER_MODULES
 from workflow.codedeps import code_digest
 from workflow.hub import handle_key
 

@@ -34,7 +34,7 @@ rule train:
         info=f"{RUN}/train.json",
         tensorboard=directory(f"{RUN}/tensorboard"),
     params:
-        code=code("workflow.launch", "workflow.train"),
+        code=code("workflow.launch", "workflow.train", *BUILDER_MODULES),
         # The user's own model builder and augmentation (model.code, train.augment.code) and what they import.
         user_code=lambda wildcards: cfg.train_code(CONFIG, wildcards.exp),
         config=lambda wildcards: cfg.train_params(CONFIG, wildcards.exp),

@@ -261,18 +261,31 @@ def test_unrelated_key_reruns_nothing(finished):
     assert dry_run_with(finished, change) == {}
 
 
-def test_editing_a_module_reruns_its_steps(finished):
-    """Editing workflow/evaluate.py reruns evaluate and what reads metrics.json (manifest, gate, publish, report)."""
-    module = finished / "workflow" / "evaluate.py"
+def planned_after_editing(finished: pathlib.Path, module_name: str) -> dict[str, int]:
+    """The dry run's jobs with a comment added to workflow/<module_name>; the file is put back as it was."""
+    module = finished / "workflow" / module_name
     original, stat = module.read_text(), module.stat()
-    module.write_text(original + "\n# edited by test_editing_a_module_reruns_its_steps\n")
+    module.write_text(original + "\n# edited by a test of tests/test_dag.py\n")
     try:
-        planned = planned_jobs(snakemake(finished, "-n"))
+        return planned_jobs(snakemake(finished, "-n"))
     finally:
         module.write_text(original)
         os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
+
+def test_editing_a_module_reruns_its_steps(finished):
+    """Editing workflow/evaluate.py reruns evaluate and what reads metrics.json (manifest, gate, publish, report)."""
+    planned = planned_after_editing(finished, "evaluate.py")
+
     assert planned == {"evaluate": 2, "manifest": 2, "gate": 2, "publish": 2, "report": 1, "all": 1}
+
+
+def test_editing_a_builder_the_trainer_reaches_through_the_catalog_reruns_training(finished):
+    """The trainer imports the table and forest builders by name from workflow/catalog.py (no import statement
+    shows them): the train rule names their modules, so editing forests.py reruns training and what follows."""
+    planned = planned_after_editing(finished, "forests.py")
+
+    assert planned["train"] == 2 and planned["evaluate"] == 2, planned
 
 
 def test_touching_a_module_without_changing_it_reruns_nothing(finished):

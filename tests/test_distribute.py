@@ -9,7 +9,13 @@ import sys
 import pytest
 from helpers import train_params
 
-from workflow.distribute import resolve_strategy_name, slurm_port_base, slurm_tasks, tpu_resolver_arguments
+from workflow.distribute import (
+    mirrored_replicas,
+    resolve_strategy_name,
+    slurm_port_base,
+    slurm_tasks,
+    tpu_resolver_arguments,
+)
 from workflow.evaluate import evaluate
 
 
@@ -29,6 +35,16 @@ from workflow.evaluate import evaluate
 def test_auto_follows_what_the_job_sees(env, gpus, tpu, expected):
     """auto: several Slurm tasks -> multi-worker; several GPUs -> mirrored; a TPU -> tpu; else default."""
     assert resolve_strategy_name("auto", env, gpus, tpu) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "devices", "gpus", "expected"),
+    [("auto", 1, 2, 2), ("auto", 1, 8, 8), ("auto", 2, 8, 2), ("mirrored", 1, 2, 1), ("mirrored", 2, 2, 2),
+     ("auto", 2, 0, 2), ("mirrored", 2, 0, 2)],
+)  # fmt: skip
+def test_auto_mirrors_over_every_gpu_unless_devices_says_how_many(name, devices, gpus, expected):
+    """auto on a job with several GPUs takes them all; an explicit `mirrored` (or devices > 1) keeps train.devices."""
+    assert mirrored_replicas(name, devices, gpus) == expected
 
 
 def test_explicit_names_are_kept_and_unknown_ones_refused():
@@ -105,3 +121,38 @@ def test_slurm_ports_differ_between_jobs():
 
     assert abs(first - second) >= 16
     assert min(first, second) >= 20_000 and max(first, second) + 16 < 65_536
+
+
+def test_each_local_worker_gets_a_gpu_of_its_own(tmp_path):
+    """The local launcher's GPU per worker: from CUDA_VISIBLE_DEVICES where set, else nvidia-smi's list (a
+    stand-in script here: what is tested is the assignment, not the driver); none on a CPU machine."""
+    from workflow.launch import visible_gpus, worker_gpus
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-aa)'\necho 'GPU 1: NVIDIA H200 (UUID: GPU-bb)'\n")
+    smi.chmod(0o755)
+
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "2,3", "PATH": str(tmp_path)}) == ["2", "3"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "GPU-aa, GPU-bb"}) == ["GPU-aa", "GPU-bb"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "-1", "PATH": str(tmp_path)}) == []
+    assert visible_gpus({"PATH": str(tmp_path)}) == ["0", "1"]
+    assert visible_gpus({"PATH": str(tmp_path / "nowhere")}) == []
+    assert worker_gpus(2, ["0", "1"]) == ["0", "1"]
+    assert worker_gpus(2, ["0", "1", "2"]) == ["0", "1"]
+    assert worker_gpus(2, []) == [None, None]
+    with pytest.raises(ValueError, match=r"train.workers: 3 local workers need a GPU each, and this machine shows 2"):
+        worker_gpus(3, ["0", "1"])
+
+
+def test_mixed_precision_is_bfloat16_where_the_gpu_has_it_and_float16_keeps_xla_only_on_one_replica():
+    """bfloat16 on CPUs and Ampere-or-later GPUs (no loss scaling); float16 on older ones, where XLA is turned
+    off under a strategy (Keras 3.15's loss scaling fails there with XLA, measured on the H200 with float16)."""
+    from workflow.train import precision_policy, use_xla
+
+    assert precision_policy([]) == "mixed_bfloat16"
+    assert precision_policy([(9, 0)]) == precision_policy([(8, 0), (9, 0)]) == "mixed_bfloat16"
+    assert (
+        precision_policy([(7, 0)]) == precision_policy([(9, 0), (7, 5)]) == precision_policy([None]) == "mixed_float16"
+    )
+    assert use_xla(True, "mixed_bfloat16", distributed=True) and use_xla(True, "mixed_float16", distributed=False)
+    assert not use_xla(True, "mixed_float16", distributed=True) and not use_xla(False, "float32", distributed=False)

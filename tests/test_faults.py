@@ -156,8 +156,10 @@ def signal_during_training(folder: pathlib.Path, config: str, sent: signal.Signa
     deadline = time.monotonic() + 300
     while not log.exists() and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
+    ended_early = run.poll() is not None  # then the signal below reaches nothing: say so, with the run's output
     run.send_signal(sent)
     _, stderr = run.communicate(timeout=600)
+    assert not ended_early, f"snakemake ended (exit {run.returncode}) before {log} appeared:\n{stderr[-3000:]}"
     return run.returncode, stderr
 
 

@@ -59,7 +59,9 @@ def build_strategy(
     if chosen == "one_device":
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     if chosen == "mirrored":
-        return tf.distribute.MirroredStrategy(_mirrored_devices(devices, len(gpus)))
+        replicas = mirrored_replicas(name, devices, len(gpus))
+        log.info("mirrored over %d %s", replicas, "GPUs" if gpus else "logical CPU devices")
+        return tf.distribute.MirroredStrategy(_mirrored_devices(replicas, len(gpus)))
     if chosen == "multi_worker_mirrored":
         return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=_cluster_resolver(env))
     if chosen == "parameter_server":
@@ -71,6 +73,13 @@ def build_strategy(
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+def mirrored_replicas(name: str, devices: int, gpus: int) -> int:
+    """How many replicas MirroredStrategy gets: `train.devices`, except that `auto` (which chose mirrored
+    because the job sees several GPUs) takes every one of them when `devices` is left at 1; the count
+    is in train.json (`replicas`)."""
+    return gpus if name == "auto" and devices == 1 and gpus > 1 else devices
 
 
 def _mirrored_devices(devices: int, gpus: int) -> list[str]:

@@ -19,6 +19,7 @@ what YDF grows on float32 and int64 columns. String columns are refused by name.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -28,11 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from workflow import runtime
-from workflow.atomic import atomic_path, write_json
 from workflow.features import model_inputs
 from workflow.pipeline import load_inputs
-from workflow.shards import read_spec
 from workflow.task import REGRESSION, task_of
 
 log = logging.getLogger(__name__)
@@ -236,16 +234,24 @@ def build_forest_model(arrays: dict[str, Any], columns: dict[str, dict[str, str]
     return keras.Model(inputs, probabilities, name="gbt" if arrays["kind"] == "gbt" else "random_forest")
 
 
-def train_forest(
-    *, shards_dir: str, model_path: str, history_path: str, info_path: str, params: dict[str, Any], seed: int
-) -> dict[str, Any]:
-    """Train the configured YDF forest on the train split (validation split for early stopping), save
-    it as a DecisionForest Keras model, and check it reproduces YDF's predictions."""
+@dataclasses.dataclass(frozen=True)
+class FittedForest:
+    """What the forest builder returns to the trainer, which saves it as it saves every model."""
+
+    model: keras.Model  # the trees as plain TensorFlow ops (DecisionForest), checked against YDF
+    history: dict[str, list[float]]  # the validation loss per iteration, where YDF logged one
+    seconds: float
+    info: dict[str, Any]  # for train.json: trees, nodes, depth, the difference from YDF, speed, ydf's version
+
+
+def fit_forest_model(
+    options: dict[str, Any], train_settings: dict[str, Any], shards_dir: str, spec: dict[str, Any], seed: int
+) -> FittedForest:
+    """Train the configured YDF forest on the train split (validation split for early stopping), turn it
+    into a DecisionForest Keras model, and check that the model reproduces YDF's predictions."""
     import ydf
 
-    options = params["model"]
-    spec = read_spec(shards_dir)
-    check_forest_fits(options, params["train"], spec)
+    check_forest_fits(options, train_settings, spec)
     classes = task_of(spec).classes(spec)
     names = sorted(spec["features"]["columns"])
     started = time.monotonic()
@@ -260,28 +266,14 @@ def train_forest(
         options["name"], len(arrays["roots"]), len(arrays["feature"]), arrays["depth"], seconds, max_diff,
     )  # fmt: skip
     info = {
-        "params": params,
-        "seed": seed,
-        "data": spec["source"],
-        "versions": {**runtime.versions(), "ydf": ydf.__version__},
-        "code": runtime.git_commit(),
-        "host": runtime.host(),
-        "strategy": "ydf (one process)",
-        "replicas": 1,
+        "ydf_version": ydf.__version__,
         "trees": len(arrays["roots"]),
         "nodes": len(arrays["feature"]),
         "depth": arrays["depth"],
         "max_abs_diff_vs_ydf": max_diff,
-        "wall_seconds": round(seconds, 3),
         "examples_per_second": round(len(train_labels) / max(seconds, 1e-9), 1),
-        "attempts": 1,
-        "resumed_from": None,
     }
-    with atomic_path(model_path) as temporary:
-        model.save(temporary)
-    write_json(history_path, forest_history(forest, seconds))
-    write_json(info_path, info)
-    return info
+    return FittedForest(model, forest_history(forest), seconds, info)
 
 
 def check_forest_fits(options: dict[str, Any], train_settings: dict[str, Any], spec: dict[str, Any]) -> None:
@@ -337,14 +329,11 @@ def check_matches_ydf(
     return max_diff
 
 
-def forest_history(forest: Any, seconds: float) -> dict[str, list[float]]:
-    """history.json of a forest: the training seconds, and the validation loss per iteration if YDF logged one."""
+def forest_history(forest: Any) -> dict[str, list[float]]:
+    """The validation loss per iteration if YDF logged one (history.json; the trainer adds the seconds)."""
     logs = forest.training_logs() if hasattr(forest, "training_logs") else []
-    history = {"seconds": [round(seconds, 3)]}
     losses = [entry.evaluation.loss for entry in logs if entry.evaluation and entry.evaluation.loss is not None]
-    if losses:
-        history["val_loss"] = [float(value) for value in losses]
-    return history
+    return {"val_loss": [float(value) for value in losses]} if losses else {}
 
 
 def ydf_outputs(forest: Any, inputs: dict[str, np.ndarray], classes: int | None) -> np.ndarray:

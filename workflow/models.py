@@ -7,7 +7,6 @@ served model takes raw uint8 images.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import pathlib
@@ -240,7 +239,7 @@ def image_builder(options: dict[str, Any]) -> Callable[..., keras.Model]:
         raise ValueError(
             f"model.name: {options.get('name')!r} is not an image model; known: {known}, or your own (model.code)"
         )
-    return getattr(importlib.import_module(entry.module), entry.function)
+    return catalog.builder(options["name"])
 
 
 def build_model(options: dict[str, Any], input_shape: Sequence[int], num_classes: int | None) -> keras.Model:
