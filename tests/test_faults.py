@@ -152,6 +152,7 @@ def signal_during_training(folder: pathlib.Path, config: str, sent: signal.Signa
     run = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", config, "--replace-workflow-config", *args],
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background start ignores SIGINT
     )  # fmt: skip
     deadline = time.monotonic() + 300
     while not log.exists() and run.poll() is None and time.monotonic() < deadline:
