@@ -83,11 +83,11 @@ def train_job_resources():
     Snakemake inspects and calls each function once per job: ten per train job were a tenth of the
     functions a 1000-experiment dry run applies (docs/performance.md, DAG scale)."""
     resources = {}
-    for name in cfg.TRAIN_RESOURCES:
+    for name in train_resources_of(EXPERIMENTS[0]) if EXPERIMENTS else ():
         values = [train_resources_of(exp)[name] for exp in EXPERIMENTS]
         if any(value != values[0] for value in values):
             resources[name] = train_resource(name)
-        elif values and values[0] is not None:
+        elif values[0] is not None:
             resources[name] = values[0]
     return resources
 

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from workflow.atomic import read_json
+from workflow.values import is_number
 
 MISSING = "-"
 
@@ -52,7 +53,7 @@ def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     metrics = {}
     for key in sorted(set(a["metrics"]) & set(b["metrics"])):
         first, second = a["metrics"][key], b["metrics"][key]
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (first, second))
+        numbers = is_number(first) and is_number(second)
         if numbers:
             metrics[key] = [first, second, second - first]
     return {"config": config, "metrics": metrics}

@@ -656,10 +656,6 @@ def default_runtime() -> dict[str, Any]:
     return runtime
 
 
-TRAIN_RESOURCES = ("slurm_partition", "gpu", "gpu_model", "cpus_per_task", "mem_mb", "runtime", "nodes", "tasks",
-                   "mpi", "slurm_extra")  # fmt: skip
-
-
 def train_resources(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     """Slurm resources of the train job (snakemake-executor-plugin-slurm names); not params, so no rerun."""
     exp = config["experiments"][experiment]

@@ -241,7 +241,8 @@ class FittedForest:
     model: keras.Model  # the trees as plain TensorFlow ops (DecisionForest), checked against YDF
     history: dict[str, list[float]]  # the validation loss per iteration, where YDF logged one
     seconds: float
-    info: dict[str, Any]  # for train.json: trees, nodes, depth, the difference from YDF, speed, ydf's version
+    info: dict[str, Any]  # for train.json: trees, nodes, depth, the difference from YDF, speed
+    versions: dict[str, str]  # what trained it besides TensorFlow (ydf), for train.json's versions
 
 
 def fit_forest_model(
@@ -266,14 +267,13 @@ def fit_forest_model(
         options["name"], len(arrays["roots"]), len(arrays["feature"]), arrays["depth"], seconds, max_diff,
     )  # fmt: skip
     info = {
-        "ydf_version": ydf.__version__,
         "trees": len(arrays["roots"]),
         "nodes": len(arrays["feature"]),
         "depth": arrays["depth"],
         "max_abs_diff_vs_ydf": max_diff,
         "examples_per_second": round(len(train_labels) / max(seconds, 1e-9), 1),
     }
-    return FittedForest(model, forest_history(forest), seconds, info)
+    return FittedForest(model, forest_history(forest), seconds, info, {"ydf": ydf.__version__})
 
 
 def check_forest_fits(options: dict[str, Any], train_settings: dict[str, Any], spec: dict[str, Any]) -> None:

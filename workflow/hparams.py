@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from workflow.atomic import atomic_path, read_json
+from workflow.values import is_number
 
 LEFT_OUT = {"examples"}  # a count, not a figure to compare points by
 
@@ -28,10 +29,10 @@ LEFT_OUT = {"examples"}  # a count, not a figure to compare points by
 def session_figures(metrics: dict[str, Any], history: dict[str, Any]) -> dict[str, float]:
     """Scalar tag -> value: every number of metrics.json, and each history series' last value."""
     figures = {
-        f"test/{key}": float(value) for key, value in metrics.items() if _is_number(value) and key not in LEFT_OUT
+        f"test/{key}": float(value) for key, value in metrics.items() if is_number(value) and key not in LEFT_OUT
     }
     for key, series in history.items():
-        if not isinstance(series, list) or not series or not _is_number(series[-1]):
+        if not isinstance(series, list) or not series or not is_number(series[-1]):
             continue
         split, name = ("validation", key.removeprefix("val_")) if key.startswith("val_") else ("train", key)
         figures[f"{split}/{name}"] = float(series[-1])
@@ -42,13 +43,13 @@ def hparam_value(value: Any) -> bool | float | str:
     """What an HParams session can hold: a bool, a number or a string (a list or mapping as its JSON)."""
     if isinstance(value, (bool, str)):
         return value
-    if _is_number(value):
+    if is_number(value):
         return float(value)
     return json.dumps(value, sort_keys=True)
 
 
-def write_sweep_hparams(sweep: str, entry: dict[str, Any], run_dirs: list[str], output: str) -> int:
-    """One session per run folder of the sweep's points (`entry` is config["sweeps"][sweep]); returns the count."""
+def write_sweep_hparams(sweep: str, entry: dict[str, Any], run_dirs: list[str], output: str) -> None:
+    """One session per run folder of the sweep's points (`entry` is config["sweeps"][sweep])."""
     with atomic_path(output) as temporary:
         temporary.mkdir()
         for folder in map(pathlib.Path, run_dirs):
@@ -59,7 +60,6 @@ def write_sweep_hparams(sweep: str, entry: dict[str, Any], run_dirs: list[str], 
             figures = session_figures(read_json(folder / "metrics.json"), read_json(folder / "history.json"))
             write_session(temporary / point / seed, point, values, figures)
             print(f"sweep {sweep}: {point}/{seed}: {len(values)} value(s), {len(figures)} figure(s)", flush=True)
-    return len(run_dirs)
 
 
 def write_session(folder: pathlib.Path, group: str, values: dict[str, Any], figures: dict[str, float]) -> None:
@@ -85,7 +85,3 @@ def write_session(folder: pathlib.Path, group: str, values: dict[str, Any], figu
         writer = RecordWriter(file)
         for event in events:
             writer.write(event.SerializeToString())
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -34,6 +34,7 @@ from workflow.atomic import atomic_path, read_json, write_text
 from workflow.catalog import FOREST_MODELS
 from workflow.targets import verdict
 from workflow.task import REGRESSION, TASKS, Task
+from workflow.values import is_number
 
 NOT_APPLICABLE = "—"  # the SavedModel row's comparisons with itself, a skipped format's measurements
 
@@ -637,7 +638,7 @@ def sweep_tables(
 
 def _sort_key(value: Any) -> tuple[int, Any]:
     """Numbers in order, then anything else by its text: a sweep's table reads along each swept value."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_number(value):
         return (0, value)
     return (1, str(value))
 
@@ -663,7 +664,7 @@ def _sweep_png(pyplot: Any, sweep: str, keys: list[str], points: list[dict[str, 
     measured = [row for row in points if isinstance(row["mean"], (int, float))]
     for axis, key in zip(axes[0], keys, strict=True):
         values = [row[f"value:{key}"] for row in measured]
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        numeric = all(is_number(v) for v in values)
         labels = sorted({str(v) for v in values}) if not numeric else []
         xs = values if numeric else [labels.index(str(v)) for v in values]
         axis.errorbar(xs, [row["mean"] for row in measured], yerr=[row["std"] or 0 for row in measured],

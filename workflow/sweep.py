@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from workflow.values import is_number
+
 NAME_LIMIT = 64  # $defs/safe_name in configs/schema.yaml
 MAX_POINTS = 10_000  # per sweep, grid or random
 SAMPLERS = ("uniform", "log_uniform", "int_uniform", "choice")
@@ -132,7 +134,7 @@ def check_sampler(where: str, sampler: Any) -> None:
             raise SweepError(f"{where}.choice: a non-empty list of values (got {arguments!r})")
         return
     numbers = isinstance(arguments, list) and len(arguments) == 2
-    numbers = numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in arguments)
+    numbers = numbers and all(is_number(v) for v in arguments)
     if not numbers or not all(math.isfinite(v) for v in arguments) or arguments[0] >= arguments[1]:
         raise SweepError(f"{where}.{kind}: [low, high], two finite numbers with low < high (got {arguments!r})")
     if kind == "log_uniform" and arguments[0] <= 0:
