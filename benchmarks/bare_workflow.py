@@ -102,7 +102,7 @@ def plan(config: dict[str, Any]) -> dict[str, Any]:
     folder = "results/runs/{}/seed{}"
     experiments = {}
     for name, experiment in config["experiments"].items():
-        if not cfg.tfjs_enabled(config, name):
+        if "tfjs" not in cfg.converted_models(config, name):
             raise ValueError(f"{name}: the bare mirror assumes the TF.js conversion is on (the default)")
         experiments[name] = {
             "dataset": experiment["dataset"],

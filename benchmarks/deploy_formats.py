@@ -18,10 +18,10 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from workflow.latency import saved_model_latency_ms, tflite_latency_ms  # noqa: E402
-from workflow.parity import _size  # noqa: E402
+from workflow.converted import bytes_on_disk  # noqa: E402
+from workflow.formats import FORMATS, converted_models  # noqa: E402
+from workflow.latency import saved_model_latency_ms  # noqa: E402
 from workflow.pipeline import load_arrays  # noqa: E402
-from workflow.tfjs import tfjs_latency_ms  # noqa: E402
 
 
 def main() -> None:
@@ -39,15 +39,15 @@ def main() -> None:
 
     measures = {
         "saved_model": (
-            _size(str(run / "saved_model")),
+            bytes_on_disk(str(run / "saved_model")),
             lambda: saved_model_latency_ms(str(run / "saved_model"), example),
         )
     }
-    for path in sorted((run / "tflite").glob("*.tflite")):
-        measures[path.stem] = (path.stat().st_size, lambda path=path: tflite_latency_ms(str(path), example))
-    if (run / "tfjs").is_dir() and node.is_file():
-        size = _size(str(run / "tfjs"), pattern="*.bin") + (run / "tfjs/model.json").stat().st_size
-        measures["tfjs"] = (size, lambda: tfjs_latency_ms(str(run / "tfjs"), example, str(node)))
+    folders = {fmt.name: str(run / fmt.name) for fmt in FORMATS if (run / fmt.name).is_dir()}
+    if "tfjs" in folders and not node.is_file():
+        del folders["tfjs"]  # its runtime needs the Node environment
+    for model in converted_models({**folders, "node_env": str(node)}, example):
+        measures[model.name] = (model.bytes, model.latency_ms)
 
     latencies = {name: [] for name in measures}
     for _ in range(args.repeats):  # interleaved, so drift on the machine hits every format alike

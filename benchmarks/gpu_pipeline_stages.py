@@ -42,7 +42,7 @@ def main() -> None:
     cifar = folder / "cifar_shaped"
     gpu_training.write_shards(cifar)
     spec = read_spec(str(cifar))
-    files, shape = shard_paths(str(cifar), spec, "train"), spec["features"]["image"]["shape"]
+    files, shape = shard_paths(str(cifar), spec, "train"), list(spec.image_shape)
     images = lambda batch: int(batch[0].shape[0])  # noqa: E731
     records_in = lambda batch: int(batch.shape[0])  # noqa: E731
     rows: dict[str, tuple[Callable[[int], Any], Callable[[Any], int]]] = {}

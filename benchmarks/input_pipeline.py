@@ -30,7 +30,7 @@ from workflow import config as cfg  # noqa: E402
 from workflow.features import scale_images  # noqa: E402
 from workflow.models import build_model  # noqa: E402
 from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset  # noqa: E402
-from workflow.shards import read_spec  # noqa: E402
+from workflow.shards import Spec, read_spec  # noqa: E402
 from workflow.tfrecord import convert  # noqa: E402
 from workflow.train import TrainConfig, compile_model  # noqa: E402
 
@@ -62,10 +62,10 @@ def examples_per_second(dataset: tf.data.Dataset) -> dict[str, float]:
     return {"examples_per_s": count / seconds}
 
 
-def training_rate(params: dict, spec: dict, memory: tf.data.Dataset, steps: int) -> dict[str, float]:
+def training_rate(params: dict, spec: Spec, memory: tf.data.Dataset, steps: int) -> dict[str, float]:
     """Examples/s of the config's model taking `steps` optimizer steps (after a traced warm-up)."""
     train = TrainConfig.of(params)
-    model = build_model(params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"])
+    model = build_model(params["model"], list(spec.image_shape), spec.label.classes)
     compile_model(model, train, steps)
     batches = memory.repeat()
     model.fit(batches, steps_per_epoch=5, epochs=1, verbose=0)

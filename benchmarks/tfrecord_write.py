@@ -46,7 +46,7 @@ def step(manifest: pathlib.Path, scratch: pathlib.Path, shards: dict[str, int]) 
     seconds, spec = timed(
         lambda: convert(manifest_path=str(manifest), output_dir=str(output), shards=shards, validation_percent=0)
     )
-    examples = sum(split["examples"] for split in spec["splits"].values())
+    examples = sum(split.examples for split in spec.splits.values())
     size = sum(path.stat().st_size for path in output.glob("*.tfrecord"))
     return {"seconds": seconds, "examples": examples, "bytes": size}
 

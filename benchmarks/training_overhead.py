@@ -62,7 +62,7 @@ def worker(variant: str, config_path: str, epochs: int) -> dict[str, float]:
     params["train"].update(epochs=epochs, **VARIANTS[variant])
     seed = config["experiments"][experiment]["seeds"][0]
     shards, spec = shards_for(config, experiment)
-    examples = spec["splits"]["train"]["examples"] * epochs
+    examples = spec.examples("train") * epochs
     if variant.startswith("project"):
         with tempfile.TemporaryDirectory(prefix="overhead-", dir=REPO / "build") as scratch:
             folder = pathlib.Path(scratch)
@@ -87,7 +87,7 @@ def worker(variant: str, config_path: str, epochs: int) -> dict[str, float]:
 
     def plain() -> None:
         model = build_model(
-            params["model"], spec["features"]["image"]["shape"], spec["features"]["label"]["num_classes"]
+            params["model"], list(spec.image_shape), spec.label.classes
         )
         if "steps_per_execution" not in variant:  # model.fit's own default
             settings_here = dataclasses.replace(settings, steps_per_execution=1)

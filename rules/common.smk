@@ -4,6 +4,8 @@ import functools
 from workflow import config as cfg
 from workflow.catalog import BUILDER_MODULES
 from workflow.codedeps import code_digest
+from workflow.formats import BY_NAME as FORMATS_BY_NAME
+from workflow.formats import RUNTIME_FILES, RUNTIME_MODULES
 from workflow.hub import handle_key
 
 RESULTS = "results"
@@ -92,25 +94,25 @@ def train_job_resources():
     return resources
 
 
-def tfjs_inputs(wildcards):
-    """The TF.js model and the Node environment, when the experiment converts to TF.js."""
-    if not cfg.tfjs_enabled(CONFIG, wildcards.exp):
-        return {}
-    return {"tfjs": f"{RUN}/tfjs", "node_env": f"{RESULTS}/envs/node.json"}
+def format_folders(wildcards):
+    """The folder of each format the experiment converts to, by the format's name (workflow/formats.py)."""
+    return {name: f"{RUN}/{name}" for name in cfg.converted_models(CONFIG, wildcards.exp)}
+
+
+def parity_inputs(wildcards):
+    """What parity measures: each format's folder, and the other files its runtime needs to run it."""
+    files = format_folders(wildcards)
+    for name in list(files):
+        files.update({key: f"{RESULTS}/{path}" for key, path in FORMATS_BY_NAME[name].parity_inputs})
+    return files
 
 
 def published_run(wildcards):
     """The files of the run an experiment publishes (deploy.seed, or its first seed)."""
     seed = cfg.publish_params(CONFIG, wildcards.exp)["seed"]
     concrete = lambda path: path.format(exp=wildcards.exp, seed=seed)
-    files = {
-        "verdict": concrete(f"{RUN}/deploy/verdict.json"),
-        "saved_model": concrete(f"{RUN}/saved_model"),
-        "tflite": concrete(f"{RUN}/tflite"),
-    }
-    if "tfjs" in tfjs_inputs(wildcards):
-        files["tfjs"] = concrete(tfjs_inputs(wildcards)["tfjs"])
-    return files
+    files = {"verdict": f"{RUN}/deploy/verdict.json", "saved_model": f"{RUN}/saved_model", **format_folders(wildcards)}
+    return {key: concrete(path) for key, path in files.items()}
 
 
 def sweep_runs(wildcards):
@@ -130,7 +132,7 @@ def sweep_files(wildcards):
 # file is a target) and everything after it reruns, instead of "Nothing to be done" over stale files.
 # A failed job loses all its outputs together, so its first output stands for it (fewer targets
 # keep a 1000-experiment dry run within benchmarks/dag_scale.py's budget).
-RUN_STEPS = ("train", "evaluate", "manifest", "export", "tflite", "parity", "gate")
+RUN_STEPS = ("train", "evaluate", "manifest", "export", "parity", "gate")
 
 
 def output_of(rule_name, **wildcards):
@@ -139,8 +141,8 @@ def output_of(rule_name, **wildcards):
 
 
 def run_outputs(exp, seed):
-    """One output of each step of one experiment and seed."""
-    steps = RUN_STEPS + ("tfjs",) * cfg.tfjs_enabled(CONFIG, exp)
+    """One output of each step of one experiment and seed, each format's conversion included."""
+    steps = RUN_STEPS + tuple(cfg.converted_models(CONFIG, exp))
     return [output_of(step, exp=exp, seed=seed) for step in steps]
 
 

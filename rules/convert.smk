@@ -1,4 +1,6 @@
-# Conversions of the SavedModel (TFLite variants, TF.js) and their numerical parity check.
+# Conversions of the SavedModel, one rule per deployment format (workflow/formats.py), and their
+# numerical parity check. A format's rule writes <run>/<format>/, and runs only for an experiment that
+# converts to it (the DAG's targets and parity's inputs come from workflow/formats.py).
 
 
 rule tflite:
@@ -8,8 +10,8 @@ rule tflite:
     output:
         directory(f"{RUN}/tflite"),  # <variant>.tflite for each of convert.tflite.variants
     params:
-        code=code("workflow.convert"),
-        config=lambda wildcards: cfg.tflite_params(CONFIG, wildcards.exp),
+        code=code("workflow.tflite"),
+        config=lambda wildcards: cfg.format_params(CONFIG, wildcards.exp, "tflite"),
     conda:
         "../envs/main.yaml"
     envmodules:
@@ -47,14 +49,13 @@ rule tfjs:
 
 rule parity:
     input:
-        unpack(tfjs_inputs),
+        unpack(parity_inputs),
         saved_model=f"{RUN}/saved_model",
-        tflite=f"{RUN}/tflite",
         shards=shards_of,
     output:
         f"{RUN}/parity.json",
     params:
-        code=code("workflow.parity", extra=("js/tfjs_predict.cjs",)),
+        code=code("workflow.parity", *RUNTIME_MODULES, extra=RUNTIME_FILES),
         config=lambda wildcards: cfg.parity_params(CONFIG, wildcards.exp),
         plan=lambda wildcards: cfg.conversion_message(CONFIG, wildcards.exp),
     message:

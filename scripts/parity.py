@@ -1,7 +1,5 @@
 """Step `parity`: the test split through the SavedModel and every converted model (rules/convert.smk)."""
 
-from pathlib import Path
-
 from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])
@@ -10,9 +8,7 @@ from workflow.parity import measure_parity
 
 measure_parity(
     saved_model_dir=snakemake.input.saved_model,
-    tflite_paths=sorted(str(path) for path in Path(snakemake.input.tflite).glob("*.tflite")),
-    tfjs_dir=snakemake.input.get("tfjs"),
-    node_manifest=snakemake.input.get("node_env"),
+    formats=dict(snakemake.input.items()),  # each format's folder, and what its runtime needs (workflow/formats.py)
     shards_dir=snakemake.input.shards,
     parity_path=snakemake.output[0],
     batch_size=snakemake.params.config["batch_size"],

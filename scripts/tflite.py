@@ -4,7 +4,7 @@ from workflow.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.convert import convert_tflite_variants
+from workflow.tflite import convert_tflite_variants
 
 convert_tflite_variants(
     saved_model_dir=snakemake.input.saved_model,

@@ -14,8 +14,8 @@ import pytest
 from helpers import copy_repository, require_mnist, snakemake
 
 from workflow import datasets
-from workflow.convert import convert_tflite
 from workflow.export import write_saved_model
+from workflow.tflite import convert_tflite
 
 RUN = "results/runs/digits_mlp/seed0"
 

@@ -21,11 +21,11 @@ def test_train_depends_on_models_and_pipeline_not_on_report():
     assert not {"workflow/config.py", "workflow/sweep.py", "workflow/gate.py"} & set(files)
     # Which formats a model converts to is the DAG's and parity's: it reran every training while the
     # table models took two constants from it.
-    assert "workflow/conversions.py" not in files
+    assert "workflow/formats.py" not in files
     # The builders the trainer reaches through the catalog, which the train rule adds to its digest.
     with_builders = code_files("workflow.train", *BUILDER_MODULES)
     assert {"workflow/tables.py", "workflow/forests.py", "workflow/models.py"} <= set(with_builders)
-    assert "workflow/conversions.py" not in with_builders
+    assert "workflow/formats.py" not in with_builders
 
 
 def test_the_train_steps_runtime_defaults_are_the_schemas():

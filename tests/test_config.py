@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pathlib
 import re
 
 import pytest
@@ -10,6 +11,8 @@ import yaml
 from helpers import MINIMAL, REPO, snakemake, with_change
 
 from workflow import config as cfg
+from workflow import formats
+from workflow.gate import NEXT_TO_THE_MODEL
 
 
 def test_defaults_are_filled_everywhere():
@@ -133,9 +136,11 @@ def test_default_config_is_valid(repo):
 
 def test_only_the_calibrated_variants_see_the_calibration_size():
     """representative_examples changes int8's and integer_only's settings only (one tflite job converts all)."""
-    base = cfg.tflite_params(cfg.load_config(MINIMAL), "exp")
-    changed = cfg.tflite_params(
-        cfg.load_config(with_change("experiments.exp.convert", {"tflite": {"representative_examples": 7}})), "exp"
+    base = cfg.format_params(cfg.load_config(MINIMAL), "exp", "tflite")
+    changed = cfg.format_params(
+        cfg.load_config(with_change("experiments.exp.convert", {"tflite": {"representative_examples": 7}})),
+        "exp",
+        "tflite",
     )
 
     assert sorted(base["variants"]) == ["dynamic_range", "float16", "float32", "int8", "integer_only"]
@@ -154,6 +159,23 @@ def test_parity_budgets_cover_exactly_the_produced_formats():
     )
 
     assert sorted(cfg.gate_params(loaded, "exp")["budgets"]) == ["float32", "int8"]
+
+
+def test_the_schema_and_the_formats_agree():
+    """Each deployment format of workflow/formats.py has its `convert.<name>` section and a budget for each model
+    it writes, and the schema has no section or budget of a format that is not in the list."""
+    schema = cfg.load_schema()["$defs"]
+    budgets = schema["parity"]["properties"]["budgets"]["properties"]
+
+    assert set(schema["convert"]["properties"]) == set(formats.BY_NAME)
+    assert set(budgets) == {model for fmt in formats.FORMATS for model in fmt.models}
+    variants = schema["convert"]["properties"]["tflite"]["properties"]["variants"]["items"]["enum"]
+    assert tuple(variants) == formats.BY_NAME["tflite"].models
+    # Every format's name is kept out of the published folder's model name, and each has its rule.
+    assert set(formats.BY_NAME) <= set(NEXT_TO_THE_MODEL)
+    rules = "".join(path.read_text() for path in (pathlib.Path(__file__).parent.parent / "rules").glob("*.smk"))
+    for fmt in formats.FORMATS:
+        assert f"\nrule {fmt.name}:\n" in rules and f'directory(f"{{RUN}}/{fmt.name}")' in rules, fmt.name
 
 
 def test_key_order_does_not_change_a_slice():

@@ -288,6 +288,21 @@ def test_editing_a_builder_the_trainer_reaches_through_the_catalog_reruns_traini
     assert planned["train"] == 2 and planned["evaluate"] == 2, planned
 
 
+def test_the_formats_decisions_rerun_parity_and_what_follows_but_no_conversion(finished):
+    """workflow/formats.py (which models each format writes, what a model cannot take) is the DAG's and parity's:
+    editing it reruns parity, the gate and what reads them, not the conversions; turning TF.js off drops its
+    job from the plan and its model from parity's inputs."""
+    planned = planned_after_editing(finished, "formats.py")
+
+    assert planned == {"parity": 2, "gate": 2, "publish": 2, "report": 1, "all": 1}, planned
+
+    def without_tfjs(config):
+        for experiment in config["experiments"].values():
+            experiment.setdefault("convert", {})["tfjs"] = {"enabled": False}
+
+    assert dry_run_with(finished, without_tfjs) == {"parity": 2, "gate": 2, "publish": 2, "report": 1, "all": 1}
+
+
 def test_touching_a_module_without_changing_it_reruns_nothing(finished):
     """The code param is a digest of content: a checkout or `touch` that keeps the bytes reruns nothing."""
     module = finished / "workflow" / "models.py"
@@ -322,7 +337,7 @@ def test_a_broken_budget_is_refused_by_name_and_not_published(finished, tmp_path
                    verdict_path=str(tmp_path / "verdict.json"), budgets=budgets, publish_anyway=False,
                    reason=None)  # fmt: skip
     published = publish(verdict_path=str(tmp_path / "verdict.json"), saved_model_dir=str(run / "saved_model"),
-                        tflite_paths=[], tfjs_dir=None, output_dir=str(tmp_path / "deploy"), model_name="m",
+                        format_dirs={}, output_dir=str(tmp_path / "deploy"), model_name="m",
                         version=1, run="digits_mlp/seed0")  # fmt: skip
 
     assert not verdict["blessed"] and not verdict["publish"]

@@ -10,12 +10,12 @@ import keras
 import numpy as np
 import pytest
 
-from workflow.convert import FlexOpsError, convert_tflite, flex_ops_in
 from workflow.export import write_saved_model
 from workflow.features import scale_images
 from workflow.gate import gate, publish
 from workflow.parity import measure_parity
 from workflow.pipeline import load_arrays
+from workflow.tflite import FlexOpsError, convert_tflite, flex_ops_in
 
 BUDGETS = {  # the defaults of configs/schema.yaml
     "float32": {"max_abs_diff": 1e-4, "min_top1_agreement": 1.0, "max_accuracy_drop": None},
@@ -55,13 +55,13 @@ def int8_hostile_model(shards: str) -> keras.Model:
 def hostile(digits_shards, tmp_path_factory) -> pathlib.Path:
     folder = tmp_path_factory.mktemp("hostile")
     write_saved_model(int8_hostile_model(digits_shards), folder / "saved_model")
+    (folder / "tflite").mkdir()
     for variant in ("float32", "int8"):
         convert_tflite(saved_model_dir=str(folder / "saved_model"), shards_dir=digits_shards,
-                       output_path=str(folder / f"{variant}.tflite"), variant=variant,
+                       output_path=str(folder / f"tflite/{variant}.tflite"), variant=variant,
                        representative_examples=200)  # fmt: skip
-    measure_parity(saved_model_dir=str(folder / "saved_model"),
-                   tflite_paths=[str(folder / "float32.tflite"), str(folder / "int8.tflite")],
-                   tfjs_dir=None, node_manifest=None, shards_dir=digits_shards,
+    measure_parity(saved_model_dir=str(folder / "saved_model"), formats={"tflite": str(folder / "tflite")},
+                   shards_dir=digits_shards,
                    parity_path=str(folder / "parity.json"), batch_size=128)  # fmt: skip
     (folder / "metrics.json").write_text(json.dumps({"verdict": None}))
     return folder
@@ -97,7 +97,7 @@ def test_publish_anyway_publishes_and_records_the_reason(hostile, tmp_path):
          verdict_path=str(tmp_path / "verdict.json"), budgets=BUDGETS, publish_anyway=True, reason=reason)  # fmt: skip
 
     record = publish(verdict_path=str(tmp_path / "verdict.json"), saved_model_dir=str(hostile / "saved_model"),
-                     tflite_paths=[str(hostile / "float32.tflite")], tfjs_dir=None,
+                     format_dirs={"tflite": str(hostile / "tflite")},
                      output_dir=str(tmp_path / "deploy"), model_name="digits", version=3, run="x/seed0")  # fmt: skip
 
     assert record["published"] and not record["verdict"]["blessed"]

@@ -17,7 +17,8 @@ import yaml
 from helpers import copy_repository, planned_jobs, snakemake
 
 from workflow import config as cfg
-from workflow.conversions import TFLITE_FLEX_OPS, skipped_conversions
+from workflow.formats import TFLITE_FLEX_OPS, skipped_conversions
+from workflow.shards import Label, Spec
 
 PENGUINS_FEATURES = {
     "island": {"type": "string_categorical", "embedding_dim": 3},
@@ -111,7 +112,8 @@ def test_a_model_for_other_data_is_refused_by_name(model, features, message):
     from workflow.train import check_model_fits_data
 
     with pytest.raises(ValueError, match=re.escape(message)):
-        check_model_fits_data({"name": model}, {"features": features}, "shards/")
+        spec = Spec.from_json({"features": {**features, "label": {"dtype": "int64", "num_classes": 2}}, "splits": {}})
+        check_model_fits_data({"name": model}, spec, "shards/")
 
 
 def test_the_star_stands_for_every_column_not_listed():
@@ -128,17 +130,24 @@ def test_conversions_are_planned_from_the_config_alone():
     each converter; allow_flex lets TFLite take them; forests skip only the quantized variants."""
     numeric = {"name": "linear", "features": {"*": "float_normalized"}, "crosses": []}
     categorical = {"name": "wide_and_deep", "features": PENGUINS_FEATURES, "crosses": []}
+    every = ["float32", "float16", "dynamic_range", "int8", "integer_only"]
+    convert = {"tflite": {"variants": every, "allow_flex": False}, "tfjs": {"enabled": True}}
+    flex_no_tfjs = {"tflite": {"variants": every, "allow_flex": True}, "tfjs": {"enabled": False}}
 
-    assert set(skipped_conversions(numeric, allow_flex=False, tfjs_wanted=True)) == {"tflite:integer_only"}
-    skipped = skipped_conversions(categorical, allow_flex=False, tfjs_wanted=True)
+    assert set(skipped_conversions(numeric, convert)) == {"tflite:integer_only"}
+    skipped = skipped_conversions(categorical, convert)
     assert "year (integer_categorical: HashTableV2, LookupTableFindV2" in skipped["tflite"]
     assert "island (string_categorical: DenseBincount)" in skipped["tflite"]
     assert "flipper_length_mm (float_discretized: the converter does not support op Bucketize)" in skipped["tfjs"]
     assert "bill_length_mm" not in skipped["tflite"] + skipped["tfjs"]
-    assert set(skipped_conversions(categorical, allow_flex=True, tfjs_wanted=False)) == {"tflite:integer_only"}
-    trees = skipped_conversions({"name": "gradient_boosted_trees"}, allow_flex=False, tfjs_wanted=True)
+    assert set(skipped_conversions(categorical, flex_no_tfjs)) == {"tflite:integer_only"}
+    trees = skipped_conversions({"name": "gradient_boosted_trees"}, convert)
     assert set(trees) == {"tflite:int8", "tflite:dynamic_range", "tflite:integer_only"}
-    assert skipped_conversions({"name": "cnn"}, allow_flex=False, tfjs_wanted=True) == {}
+    assert skipped_conversions({"name": "cnn"}, convert) == {}
+    # Only what the config asks for is skipped: a variant not chosen has nothing to skip.
+    few = {**convert, "tflite": {"variants": ["float32", "int8"], "allow_flex": False}}
+    assert set(skipped_conversions({"name": "gradient_boosted_trees"}, few)) == {"tflite:int8"}
+    assert cfg.formats.converted({"name": "gradient_boosted_trees"}, few) == {"tflite": ["float32"], "tfjs": ["tfjs"]}
 
 
 @pytest.mark.parametrize("learner", ["gradient_boosted_trees", "random_forest"])
@@ -325,18 +334,20 @@ def test_the_served_model_takes_raw_columns_with_its_preprocessing_inside(tables
 def test_allow_flex_converts_a_lookup_model_that_parity_then_reports_as_unmeasured(tables, tmp_path):
     """With allow_flex the FeatureSpace model converts with TF Select ops; Python's LiteRT cannot run
     them, so parity records it as not measured, with why, and the gate does not bless it."""
-    from workflow.convert import convert_tflite
     from workflow.gate import judge_format
     from workflow.parity import measure_parity
 
     folder = tables["folder"]
     run, shards = folder / "results/runs/penguins_wide_deep/seed0", str(folder / "results/datasets/penguins/shards")
-    tflite = tmp_path / "float32.tflite"
+    from workflow.tflite import convert_tflite
+
+    tflite = tmp_path / "tflite/float32.tflite"
+    tflite.parent.mkdir()
     convert_tflite(saved_model_dir=str(run / "saved_model"), shards_dir=shards, output_path=str(tflite),
                    variant="float32", allow_flex=True)  # fmt: skip
 
-    report = measure_parity(saved_model_dir=str(run / "saved_model"), tflite_paths=[str(tflite)], tfjs_dir=None,
-                            node_manifest=None, shards_dir=shards, parity_path=str(tmp_path / "parity.json"),
+    report = measure_parity(saved_model_dir=str(run / "saved_model"), formats={"tflite": str(tflite.parent)},
+                            shards_dir=shards, parity_path=str(tmp_path / "parity.json"),
                             batch_size=32)  # fmt: skip
 
     entry = report["formats"]["float32"]
@@ -367,21 +378,21 @@ def test_table_configs_load():
     """configs/tables.yaml is valid and plans its conversions."""
     loaded = cfg.load_config(yaml.safe_load((pathlib.Path(__file__).parent.parent / "configs/tables.yaml").read_text()))
 
-    assert cfg.tflite_variants(loaded, "cancer_logistic") == ["float32", "float16", "dynamic_range", "int8"]
-    assert cfg.tflite_variants(loaded, "cancer_boosted_trees") == ["float32", "float16"]
-    assert not cfg.tfjs_enabled(loaded, "cancer_wide_deep")
+    assert cfg.converted_models(loaded, "cancer_logistic")["tflite"] == ["float32", "float16", "dynamic_range", "int8"]
+    assert cfg.converted_models(loaded, "cancer_boosted_trees")["tflite"] == ["float32", "float16"]
+    assert "tfjs" not in cfg.converted_models(loaded, "cancer_wide_deep")
 
 
 @pytest.mark.parametrize("kind", ["float_normalized", *sorted(TFLITE_FLEX_OPS)])
 def test_the_tflite_ops_each_feature_type_needs_are_what_the_plan_says(tmp_path, kind):
-    """The conversion plan's table (workflow/conversions.py) against the real converter: a one-feature
+    """The conversion plan's table (workflow/formats.py) against the real converter: a one-feature
     FeatureSpace model per type is refused naming exactly the TF Select ops the plan lists; a
     normalized number converts to builtins."""
     import tensorflow as tf
 
-    from workflow.convert import FlexOpsError, convert_tflite, flex_ops_needed
     from workflow.export import write_saved_model
     from workflow.tables import build_table_model
+    from workflow.tflite import FlexOpsError, convert_tflite, flex_ops_needed
 
     values = {"n": np.arange(40, dtype=np.float32), "i": np.arange(40) % 4, "s": np.array(["a", "b"] * 20)}
     columns = {"n": {"dtype": "float32"}, "i": {"dtype": "int64"}, "s": {"dtype": "string"}}
@@ -398,8 +409,7 @@ def test_the_tflite_ops_each_feature_type_needs_are_what_the_plan_says(tmp_path,
     used = {name: columns[name] for name in features}
     data = tf.data.Dataset.from_tensor_slices({name: values[name][:, None] for name in used}).batch(8)
     model = build_table_model({"name": "linear", "features": features, "crosses": crosses}, used, 2, data)
-    spec = {"features": {"columns": used, "label": {"dtype": "int64", "num_classes": 2}}}
-    write_saved_model(model, tmp_path / "saved_model", spec)
+    write_saved_model(model, tmp_path / "saved_model", Spec({}, Label("int64", 2), {}, columns=used))
     convert = {"saved_model_dir": str(tmp_path / "saved_model"), "shards_dir": "", "variant": "float32"}
 
     if kind == "float_normalized":

@@ -89,7 +89,11 @@ def test_describe_run_reads_the_run_folder_train_json_and_the_shards_spec(tmp_pa
     (run / "train.json").write_text(json.dumps({"params": {"model": {"name": "lenet5"}}}))
     shards = tmp_path / "shards"
     shards.mkdir()
-    (shards / "spec.json").write_text(json.dumps({"source": {"name": "mnist", "full_name": "mnist/3.0.1"}}))
+    image = {"dtype": "uint8", "shape": [28, 28, 1]}
+    label = {"dtype": "int64", "num_classes": 10}
+    spec = {"source": {"name": "mnist", "full_name": "mnist/3.0.1"}, "features": {"image": image, "label": label}}
+    spec["splits"] = {}
+    (shards / "spec.json").write_text(json.dumps(spec))
 
     about = describe_run(str(run / "saved_model"), str(run / "tfjs"), str(shards))
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
+import re
 import shutil
 
 import numpy as np
@@ -13,7 +15,7 @@ import tensorflow_datasets as tfds
 from workflow.atomic import read_json
 from workflow.datasets import load_builder
 from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset, parse_batch
-from workflow.shards import ShardError, read_spec, shard_paths
+from workflow.shards import ShardError, Spec, read_spec, shard_paths
 from workflow.tfrecord import convert, serialize, source_splits
 
 
@@ -45,13 +47,41 @@ def test_spec_counts_and_checksums(digits_shards):
     """spec.json counts add up to the digits splits and lists one sha256 per shard."""
     spec = read_spec(digits_shards)
 
-    counts = {split: entry["examples"] for split, entry in spec["splits"].items()}
+    counts = {split: entry.examples for split, entry in spec.splits.items()}
     assert counts == {"train": 1293, "validation": 144, "test": 360}
     assert sum(counts.values()) == 1797
-    assert [len(spec["splits"][s]["shards"]) for s in ("train", "validation", "test")] == [3, 1, 2]
-    assert all(len(shard["sha256"]) == 64 for entry in spec["splits"].values() for shard in entry["shards"])
-    assert spec["features"]["image"] == {"dtype": "uint8", "shape": [8, 8, 1]}
-    assert spec["source"]["name"] == "sklearn_digits"
+    assert [len(spec.splits[s].shards) for s in ("train", "validation", "test")] == [3, 1, 2]
+    assert all(len(shard.sha256) == 64 for entry in spec.splits.values() for shard in entry.shards)
+    assert spec.image_shape == (8, 8, 1) and not spec.is_table
+    assert spec.source["name"] == "sklearn_digits"
+    # spec.json holds what the Spec says, and reads back as it.
+    written = json.loads((pathlib.Path(digits_shards) / "spec.json").read_text())
+    assert written["features"]["image"] == {"dtype": "uint8", "shape": [8, 8, 1]}
+    assert Spec.from_json(written) == spec and spec.to_json() == written
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda spec: spec["features"]["label"].pop("num_classes"), "features.label.num_classes is missing"),
+        (lambda spec: spec["splits"]["train"]["shards"][0].update(file="../x"), "splits.train.shards[0].file '../x'"),
+        (lambda spec: spec["features"]["image"].update(shape=[8, "8", 1]), "features.image.shape must be positive"),
+        (lambda spec: spec["features"].update(columns={"a": {"dtype": "float32"}}), "features needs exactly one of"),
+        (lambda spec: spec["splits"]["test"].update(examples="360"), "splits.test.examples must be int, is str"),
+        (lambda spec: spec["features"]["label"].update(task="ranking"), "features.label.task is 'ranking'"),
+    ],
+)
+def test_a_spec_json_the_tfrecord_step_did_not_write_is_refused_naming_the_key(
+    digits_shards, tmp_path, change, message
+):
+    """Every step reads spec.json through one typed reader: a damaged or hand-edited one is refused naming the
+    file and the key, and a shard outside the folder is not read."""
+    spec = json.loads((pathlib.Path(digits_shards) / "spec.json").read_text())
+    change(spec)
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+
+    with pytest.raises(ShardError, match=re.escape(f"{tmp_path / 'spec.json'}: {message}")):
+        read_spec(tmp_path)
 
 
 def test_validation_is_carved_only_when_missing():
@@ -101,7 +131,7 @@ def test_a_streamed_epoch_is_the_whole_split_in_one_order_per_seed_and_epoch(dig
         return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
     images, labels = epoch_batches(3, 1)
-    assert len(labels) == read_spec(digits_shards)["splits"]["train"]["examples"]
+    assert len(labels) == read_spec(digits_shards).examples("train")
     again_images, again_labels = epoch_batches(3, 1, verify=False)
     np.testing.assert_array_equal(again_images, images)
     np.testing.assert_array_equal(again_labels, labels)
@@ -187,11 +217,11 @@ def test_a_table_becomes_shards_with_typed_columns(tmp_path):
 
     bundle = load_breast_cancer()
     names = [column_name(name) for name in bundle.feature_names]
-    assert list(spec["features"]["columns"]) == sorted(names) and len(names) == 30
-    assert {column["dtype"] for column in spec["features"]["columns"].values()} == {"float32"}
-    assert spec["features"]["label"]["names"] == ["malignant", "benign"]
+    assert list(spec.columns) == sorted(names) and len(names) == 30
+    assert {column["dtype"] for column in spec.columns.values()} == {"float32"}
+    assert spec.label.names == ("malignant", "benign")
     # tfds rounds train[:90%] of 455 examples to 410
-    counts = {split: entry["examples"] for split, entry in spec["splits"].items()}
+    counts = {split: entry.examples for split, entry in spec.splits.items()}
     assert counts == {"train": 410, "validation": 45, "test": 114}
     parse = {name: tf.io.FixedLenFeature([], tf.float32) for name in names}
     parse["label"] = tf.io.FixedLenFeature([], tf.int64)

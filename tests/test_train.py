@@ -127,7 +127,7 @@ def test_without_a_validation_split_training_uses_every_train_example(digits_pre
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
 
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(spec["splits"]) == ["test", "train"] and spec["splits"]["train"]["examples"] == 1437
+    assert sorted(spec.splits) == ["test", "train"] and spec.examples("train") == 1437
     history = json.loads((tmp_path / "history.json").read_text())
     assert len(history["loss"]) == 2 and not any(key.startswith("val_") for key in history)
 

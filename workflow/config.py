@@ -19,7 +19,7 @@ import fastjsonschema
 import jsonschema
 import yaml
 
-from workflow import catalog, conversions, hub, usercode
+from workflow import catalog, formats, hub, usercode
 from workflow.gate import model_name_problem
 from workflow.plainyaml import ConfigError, check_plain, has_line_break, load_plain_yaml, shown
 from workflow.savedmodel import check_saved_model
@@ -127,7 +127,7 @@ def _check_model(
         options = {key: value for key, value in model.items() if key not in ("name", "code", "init_from")}
         _check_code(model["code"], f"{where}.code", usercode.MODEL_BUILDER, options)
         try:
-            usercode.declared_skips(model["code"])
+            usercode.declared_skips(model["code"], formats.SKIP_KEYS)
         except usercode.UserCodeError as error:
             raise ConfigError(f"{where}.code: {error}") from None
         return
@@ -691,47 +691,32 @@ def evaluate_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     return {"batch_size": exp["evaluate"]["batch_size"], "target": exp["target"]}
 
 
-def tflite_variants(config: dict[str, Any], experiment: str) -> list[str]:
-    """The TFLite variants an experiment converts (none when its model cannot be converted: skipped_conversions)."""
-    skipped = skipped_conversions(config, experiment)
-    if "tflite" in skipped:
-        return []
-    variants = config["experiments"][experiment]["convert"]["tflite"]["variants"]
-    return [variant for variant in variants if f"tflite:{variant}" not in skipped]
+def converted_models(config: dict[str, Any], experiment: str) -> dict[str, list[str]]:
+    """Format name -> the models the experiment writes for it, formats with none left out (workflow/formats.py)."""
+    exp = config["experiments"][experiment]
+    return formats.converted(exp["model"], exp["convert"])
 
 
 def skipped_conversions(config: dict[str, Any], experiment: str) -> dict[str, str]:
-    """Format -> why the experiment's model is not converted to it (workflow/conversions.py)."""
+    """Format -> why the experiment's model is not converted to it (workflow/formats.py)."""
     exp = config["experiments"][experiment]
-    convert = exp["convert"]
-    return conversions.skipped_conversions(exp["model"], convert["tflite"]["allow_flex"], convert["tfjs"]["enabled"])
+    return formats.skipped_conversions(exp["model"], exp["convert"])
 
 
 def conversion_message(config: dict[str, Any], experiment: str) -> str:
     """What the parity step compares and what it skips with why: its message in `snakemake -n`."""
-    formats = tflite_variants(config, experiment) + ["tfjs"] * tfjs_enabled(config, experiment)
-    lines = [f"parity of {experiment}: SavedModel against {', '.join(formats) or 'no converted format'}"]
+    written = [model for models in converted_models(config, experiment).values() for model in models]
+    lines = [f"parity of {experiment}: SavedModel against {', '.join(written) or 'no converted format'}"]
     lines += [f"  {name} skipped: {reason}" for name, reason in sorted(skipped_conversions(config, experiment).items())]
     return "\n".join(lines)
 
 
 @_sorted_keys
-def tflite_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
-    """Settings of every variant the experiment converts (only int8 and integer_only calibrate, so only they
-    have a count)."""
-    tflite = config["experiments"][experiment]["convert"]["tflite"]
-    calibrated = ("int8", "integer_only")
-    variants = {
-        variant: {"representative_examples": tflite["representative_examples"]} if variant in calibrated else {}
-        for variant in tflite_variants(config, experiment)
-    }
-    return {"allow_flex": tflite["allow_flex"], "variants": variants}
-
-
-def tfjs_enabled(config: dict[str, Any], experiment: str) -> bool:
-    """Whether the experiment converts to TF.js (not when its model cannot be: skipped_conversions)."""
-    enabled = bool(config["experiments"][experiment]["convert"]["tfjs"]["enabled"])
-    return enabled and "tfjs" not in skipped_conversions(config, experiment)
+def format_params(config: dict[str, Any], experiment: str, name: str) -> dict[str, Any]:
+    """The settings of format `name`'s rule for the experiment: from its convert.<name> section and the models
+    it writes."""
+    section = config["experiments"][experiment]["convert"][name]
+    return formats.BY_NAME[name].params(section, converted_models(config, experiment).get(name, []))
 
 
 @_sorted_keys
@@ -753,10 +738,10 @@ def envmodules(config: dict[str, Any], rule_name: str) -> list[str]:
 def gate_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     """The budgets of the formats this experiment produces, and the publish override."""
     exp = config["experiments"][experiment]
-    formats = tflite_variants(config, experiment) + ["tfjs"] * tfjs_enabled(config, experiment)
+    written = [model for models in converted_models(config, experiment).values() for model in models]
     deploy = exp["deploy"]
     return {
-        "budgets": {fmt: exp["parity"]["budgets"][fmt] for fmt in formats},
+        "budgets": {model: exp["parity"]["budgets"][model] for model in written},
         "publish_anyway": deploy["publish_anyway"],
         "reason": deploy["reason"],
     }

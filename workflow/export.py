@@ -34,7 +34,7 @@ from workflow.features import (
 )
 from workflow.models import load_trained_model
 from workflow.pipeline import load_inputs
-from workflow.shards import read_spec
+from workflow.shards import Label, Spec, read_spec
 from workflow.task import task_of
 
 log = logging.getLogger(__name__)
@@ -69,12 +69,12 @@ def export(
     return info
 
 
-def write_saved_model(model: keras.Model, path: pathlib.Path, spec: dict[str, Any] | None = None) -> None:
+def write_saved_model(model: keras.Model, path: pathlib.Path, spec: Spec | None = None) -> None:
     """The model behind a `serving_default` signature of raw inputs, through keras.export.ExportArchive.
 
     Without `spec` (spec.json of the shards), the model is an image model and its input shape says the rest.
     """
-    spec = spec or {"features": {"image": {"shape": list(model.input_shape[1:])}}}
+    spec = spec or Spec(source={}, label=Label("int64"), splits={}, image_shape=tuple(model.input_shape[1:]))
     archive = keras.export.ExportArchive()
     archive.track(model)
     keras_dtypes = keras_input_dtypes(model)
@@ -98,7 +98,7 @@ def predict_saved_model(path: str | pathlib.Path, inputs: dict[str, np.ndarray])
 
 
 def verify(
-    model: keras.Model, path: pathlib.Path, spec: dict[str, Any], inputs: dict[str, np.ndarray], tolerance: float
+    model: keras.Model, path: pathlib.Path, spec: Spec, inputs: dict[str, np.ndarray], tolerance: float
 ) -> float:
     """Largest |SavedModel - Keras| over `inputs`; raise when above `tolerance`."""
     outputs = model(model_inputs(spec, inputs, keras_input_dtypes(model)), training=False)

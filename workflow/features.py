@@ -18,15 +18,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from workflow.shards import Spec
+
 IMAGE_INPUT = "images"
 # The served models' main output: class probabilities [batch, classes], or a regression's prediction [batch].
 MAIN_OUTPUTS = ("probabilities", "prediction")
 DTYPES = {"uint8": tf.uint8, "float32": tf.float32, "int64": tf.int64, "string": tf.string}
-
-
-def is_table(spec: dict[str, Any]) -> bool:
-    """Whether spec.json describes a table (typed columns) rather than images."""
-    return "columns" in spec["features"]
 
 
 def main_output(outputs: dict[str, Any]) -> Any:
@@ -34,16 +31,14 @@ def main_output(outputs: dict[str, Any]) -> Any:
     return next(outputs[name] for name in MAIN_OUTPUTS if name in outputs)
 
 
-def input_signature(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def input_signature(spec: Spec) -> dict[str, dict[str, Any]]:
     """The served inputs: name -> {"dtype", "shape"} (shape with None for the batch)."""
-    if is_table(spec):
-        return {
-            name: {"dtype": column["dtype"], "shape": [None]} for name, column in spec["features"]["columns"].items()
-        }
-    return {IMAGE_INPUT: {"dtype": "uint8", "shape": [None, *spec["features"]["image"]["shape"]]}}
+    if spec.is_table:
+        return {name: {"dtype": column["dtype"], "shape": [None]} for name, column in spec.columns.items()}
+    return {IMAGE_INPUT: {"dtype": "uint8", "shape": [None, *spec.image_shape]}}
 
 
-def tensor_specs(spec: dict[str, Any]) -> dict[str, tf.TensorSpec]:
+def tensor_specs(spec: Spec) -> dict[str, tf.TensorSpec]:
     """`input_signature` as tf.TensorSpecs, for a tf.function's input_signature."""
     return {
         name: tf.TensorSpec(entry["shape"], DTYPES[entry["dtype"]], name=name)
@@ -56,13 +51,13 @@ def scale_images(images: tf.Tensor) -> tf.Tensor:
     return tf.cast(images, tf.float32) / 255.0
 
 
-def model_inputs(spec: dict[str, Any], inputs: dict[str, Any], keras_dtypes: dict[str, str] | None = None) -> Any:
+def model_inputs(spec: Spec, inputs: dict[str, Any], keras_dtypes: dict[str, str] | None = None) -> Any:
     """Served inputs -> what the Keras model takes: scaled images, or a dict of [batch, 1] columns.
 
     `keras_dtypes` (a table model's input name -> dtype) casts columns where the model's input
     differs from the stored type (FeatureSpace's integer inputs are int32; columns are int64).
     """
-    if not is_table(spec):
+    if not spec.is_table:
         return scale_images(inputs[IMAGE_INPUT])
     prepared = {}
     for name, value in sorted(inputs.items()):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from workflow.features import model_inputs
 from workflow.pipeline import load_inputs
+from workflow.shards import Spec
 from workflow.task import REGRESSION, task_of
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,7 @@ def leaf_value(
     return result
 
 
-def build_forest_model(arrays: dict[str, Any], columns: dict[str, dict[str, str]]) -> keras.Model:
+def build_forest_model(arrays: dict[str, Any], columns: Mapping[str, Mapping[str, str]]) -> keras.Model:
     """A Keras model taking the table's columns ({name: [batch, 1]}) and giving class probabilities
     (or, for a regression forest, its prediction [batch, 1])."""
     names = sorted(columns)
@@ -246,7 +247,7 @@ class FittedForest:
 
 
 def fit_forest_model(
-    options: dict[str, Any], train_settings: dict[str, Any], shards_dir: str, spec: dict[str, Any], seed: int
+    options: dict[str, Any], train_settings: dict[str, Any], shards_dir: str, spec: Spec, seed: int
 ) -> FittedForest:
     """Train the configured YDF forest on the train split (validation split for early stopping), turn it
     into a DecisionForest Keras model, and check that the model reproduces YDF's predictions."""
@@ -254,13 +255,13 @@ def fit_forest_model(
 
     check_forest_fits(options, train_settings, spec)
     classes = task_of(spec).classes(spec)
-    names = sorted(spec["features"]["columns"])
+    names = sorted(spec.columns)
     started = time.monotonic()
     train_inputs, train_labels = load_inputs(shards_dir, "train")
     forest = fit_forest(options, shards_dir, spec, seed, {**pick(train_inputs, names), "label": train_labels})
     seconds = time.monotonic() - started
     arrays = forest_arrays(forest, {name: index for index, name in enumerate(names)}, classes)
-    model = build_forest_model(arrays, spec["features"]["columns"])
+    model = build_forest_model(arrays, spec.columns)
     max_diff = check_matches_ydf(forest, model, spec, train_inputs, classes)
     log.info(
         "%s: %d trees, %d nodes, depth %d, trained in %.1f s; matches YDF within %.2g",
@@ -276,11 +277,11 @@ def fit_forest_model(
     return FittedForest(model, forest_history(forest), seconds, info, {"ydf": ydf.__version__})
 
 
-def check_forest_fits(options: dict[str, Any], train_settings: dict[str, Any], spec: dict[str, Any]) -> None:
+def check_forest_fits(options: dict[str, Any], train_settings: dict[str, Any], spec: Spec) -> None:
     """One process, and no string columns (the exported trees compare numbers); say which key or columns."""
     if train_settings["workers"] > 1:
         raise ValueError("train.workers: decision forests train in one process (YDF); set workers: 1")
-    columns = spec["features"]["columns"]
+    columns = spec.columns
     strings = sorted(name for name, column in columns.items() if column["dtype"] == "string")
     if strings:
         raise ValueError(
@@ -293,7 +294,7 @@ def pick(inputs: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarra
     return {name: inputs[name] for name in names}
 
 
-def fit_forest(options: dict[str, Any], shards_dir: str, spec: dict[str, Any], seed: int, data: dict[str, Any]) -> Any:
+def fit_forest(options: dict[str, Any], shards_dir: str, spec: Spec, seed: int, data: dict[str, Any]) -> Any:
     """YDF's learner for `model.name`, trained on `data` (columns and "label"); a boosted forest stops
     early on the validation split, if there is one."""
     import ydf
@@ -310,17 +311,17 @@ def fit_forest(options: dict[str, Any], shards_dir: str, spec: dict[str, Any], s
         votes = {} if regression else {"winner_take_all": True}
         learner = ydf.RandomForestLearner(**common, num_trees=options["num_trees"], **votes)
     validation = None
-    if "validation" in spec["splits"] and boosted:
+    if "validation" in spec.splits and boosted:
         valid_inputs, valid_labels = load_inputs(shards_dir, "validation")
-        validation = {**pick(valid_inputs, sorted(spec["features"]["columns"])), "label": valid_labels}
+        validation = {**pick(valid_inputs, sorted(spec.columns)), "label": valid_labels}
     return learner.train(data, valid=validation, verbose=0)
 
 
 def check_matches_ydf(
-    forest: Any, model: keras.Model, spec: dict[str, Any], inputs: dict[str, np.ndarray], classes: int | None
+    forest: Any, model: keras.Model, spec: Spec, inputs: dict[str, np.ndarray], classes: int | None
 ) -> float:
     """The largest |Keras model - YDF| on `inputs`; raises beyond PARITY_TOLERANCE (relative above 1)."""
-    expected = ydf_outputs(forest, pick(inputs, sorted(spec["features"]["columns"])), classes)
+    expected = ydf_outputs(forest, pick(inputs, sorted(spec.columns)), classes)
     actual = np.asarray(model(model_inputs(spec, inputs), training=False))
     max_diff = float(np.abs(actual - expected).max())
     allowed = PARITY_TOLERANCE * max(1.0, float(np.abs(expected).max()))  # relative for large regression values

@@ -8,8 +8,8 @@ verdict records both, so nobody mistakes it for a blessed one.
 Published layout, results/deploy/<experiment>/ (what TF Serving's --model_base_path expects, plus
 the other formats):
     <model_name>/<version>/saved_model.pb, variables/
-    tflite/<variant>.tflite
-    tfjs/model.json, *.bin, index.html
+    <format>/           each format's folder as its step wrote it (workflow/formats.py):
+                        tflite/<variant>.tflite; tfjs/model.json, *.bin, index.html
     publish.json        what was published, from which run, and the verdict
 A run that is not blessed leaves only publish.json, with the reasons.
 """
@@ -22,11 +22,12 @@ import shutil
 from typing import Any
 
 from workflow.atomic import atomic_path, read_json, write_json
+from workflow.formats import FORMATS
 
 log = logging.getLogger(__name__)
 # What publish writes beside the model folder: a deploy.model_name equal to one (compared
 # case-insensitively, for the file systems a published folder may be copied to) is refused.
-NEXT_TO_THE_MODEL = ("publish.json", "tflite", "tfjs")
+NEXT_TO_THE_MODEL = ("publish.json", *(fmt.name for fmt in FORMATS))
 # Snakemake marks every directory output with this empty file; a published folder holds only what
 # its reader loads (TF Serving reads every file of a version folder; the TF.js page its own files).
 SNAKEMAKE_MARKERS = shutil.ignore_patterns(".snakemake_timestamp")
@@ -142,14 +143,16 @@ def publish(
     *,
     verdict_path: str,
     saved_model_dir: str,
-    tflite_paths: list[str],
-    tfjs_dir: str | None,
+    format_dirs: dict[str, str],
     output_dir: str,
     model_name: str,
     version: int,
     run: str,
 ) -> dict[str, Any]:
-    """Copy a blessed (or overridden) run into the TF Serving layout under `output_dir`, atomically."""
+    """Copy a blessed (or overridden) run into the TF Serving layout under `output_dir`, atomically.
+
+    `format_dirs`: the folder of each format the run was converted to, by the format's name.
+    """
     problem = model_name_problem(model_name)
     if problem:
         raise ValueError(f"deploy.model_name: {problem}")
@@ -159,11 +162,10 @@ def publish(
         temporary.mkdir()
         if verdict["publish"]:
             shutil.copytree(saved_model_dir, temporary / model_name / str(version), ignore=SNAKEMAKE_MARKERS)
-            for path in tflite_paths:
-                (temporary / "tflite").mkdir(exist_ok=True)
-                shutil.copy2(path, temporary / "tflite" / pathlib.Path(path).name)
-            if tfjs_dir:
-                shutil.copytree(tfjs_dir, temporary / "tfjs", ignore=SNAKEMAKE_MARKERS)
+            for name, folder in sorted(format_dirs.items()):
+                if name not in NEXT_TO_THE_MODEL:
+                    raise ValueError(f"{name!r} is not a deployment format ({', '.join(NEXT_TO_THE_MODEL[1:])})")
+                shutil.copytree(folder, temporary / name, ignore=SNAKEMAKE_MARKERS)
             record["files"] = sorted(
                 path.relative_to(temporary).as_posix() for path in temporary.rglob("*") if path.is_file()
             )

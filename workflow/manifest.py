@@ -41,8 +41,8 @@ def write_manifest(
             "splits": prepared["splits"],
             "raw_files": prepared["raw_files"],
             "shards": {
-                split: [{"file": shard["file"], "sha256": shard["sha256"]} for shard in entry["shards"]]
-                for split, entry in spec["splits"].items()
+                split: [{"file": shard.file, "sha256": shard.sha256} for shard in entry.shards]
+                for split, entry in spec.splits.items()
             },
         },
         "slurm": {"train_job_id": train["host"].get("slurm_job_id"), "manifest_job_id": os.environ.get("SLURM_JOB_ID")},

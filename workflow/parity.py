@@ -15,24 +15,22 @@ alone.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
-import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from workflow.atomic import write_json
-from workflow.convert import flex_ops_in, predict_tflite, tensor_quantization
+from workflow.converted import ConvertedModel, bytes_on_disk
 from workflow.export import predict_saved_model
 from workflow.features import count, take
-from workflow.latency import saved_model_latency_ms, tflite_latency_ms
+from workflow.formats import converted_models
+from workflow.latency import saved_model_latency_ms
 from workflow.pipeline import load_inputs
 from workflow.shards import read_spec
 from workflow.task import Task, task_of
-from workflow.tfjs import predict_tfjs, tfjs_latency_ms
+from workflow.tflite import flex_ops_in, tensor_quantization
 
 log = logging.getLogger(__name__)
 CHUNK = 1024  # examples per LiteRT / Node call, to bound memory on large test splits
@@ -42,58 +40,19 @@ NO_FLEX_RUNTIME = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class ConvertedModel:
-    """One converted model as parity measures it: how it predicts a chunk of inputs, its bytes on disk, its
-    single-example latency, and for a .tflite file its path (for its Flex ops and tensor types)."""
-
-    name: str
-    predict: Callable[[dict[str, np.ndarray]], np.ndarray]
-    bytes: int
-    latency_ms: Callable[[], float]
-    tflite_path: str | None = None
-
-
-def converted_models(
-    tflite_paths: list[str], tfjs_dir: str | None, node_manifest: str | None, example: dict[str, np.ndarray]
-) -> list[ConvertedModel]:
-    """The .tflite files by their stem (float32, int8, ...), then the TF.js model when there is one."""
-    models = [
-        ConvertedModel(
-            pathlib.Path(path).stem,
-            functools.partial(predict_tflite, path),
-            _size(path),
-            functools.partial(tflite_latency_ms, path, example),
-            path,
-        )
-        for path in tflite_paths
-    ]
-    if tfjs_dir is not None and node_manifest is not None:
-        models.append(
-            ConvertedModel(
-                "tfjs",
-                lambda chunk: predict_tfjs(tfjs_dir, chunk, node_manifest),
-                _size(tfjs_dir, pattern="*.bin") + _size(f"{tfjs_dir}/model.json"),
-                lambda: tfjs_latency_ms(tfjs_dir, example, node_manifest),
-            )
-        )
-    return models
-
-
 def measure_parity(
     *,
     saved_model_dir: str,
-    tflite_paths: list[str],
-    tfjs_dir: str | None,
-    node_manifest: str | None,
+    formats: Mapping[str, str],
     shards_dir: str,
     parity_path: str,
     batch_size: int,
     skipped: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run the test split through the SavedModel and every format; write parity.json.
+    """Run the test split through the SavedModel and every converted model; write parity.json.
 
-    `skipped`: formats the model is not converted to, with why (workflow/conversions.py), recorded as they are.
+    `formats`: each format's folder by its name, and the other files their runtimes need (workflow/formats.py);
+    `skipped`: formats the model is not converted to, with why (workflow/formats.py), recorded as they are.
     """
     inputs, labels = load_inputs(shards_dir, "test")
     task = task_of(read_spec(shards_dir))
@@ -107,13 +66,13 @@ def measure_parity(
         "saved_model": {
             **{f"golden_{key}": value for key, value in task.quality(reference[:golden], labels[:golden]).items()},
             **{f"test_{key}": value for key, value in task.quality(reference, labels).items()},
-            "bytes": _size(saved_model_dir),
+            "bytes": bytes_on_disk(saved_model_dir),
             "latency_ms": saved_model_latency_ms(saved_model_dir, example),
         },
         "formats": {},
         "skipped": dict(skipped or {}),
     }
-    for model in converted_models(tflite_paths, tfjs_dir, node_manifest, example):
+    for model in converted_models(formats, example):
         entry = format_entry(task, model, inputs, labels, reference, golden, report["saved_model"])
         report["formats"][model.name] = entry
         (log.warning if "not_measured" in entry else log.info)("%s: %s", model.name, entry)
@@ -151,14 +110,6 @@ def format_entry(
 def in_chunks(predict: Callable[[dict[str, np.ndarray]], np.ndarray], inputs: dict[str, np.ndarray]) -> np.ndarray:
     total = count(inputs)
     return np.concatenate([predict(take(inputs, start, start + CHUNK)) for start in range(0, total, CHUNK)])
-
-
-def _size(path: str, pattern: str = "*") -> int:
-    """Bytes of a file, or of a folder's files matching `pattern` (the model's, not a demo page's)."""
-    target = pathlib.Path(path)
-    if not target.is_dir():
-        return target.stat().st_size
-    return sum(f.stat().st_size for f in target.rglob(pattern) if f.is_file())
 
 
 def compare(task: Task, reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict[str, Any]:

@@ -12,7 +12,7 @@ arrays: a few ops per batch instead of per-example interleave and shuffle work, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from workflow import usercode
 from workflow.augment import augment_batch
-from workflow.features import DTYPES, is_table, scale_images
-from workflow.shards import read_spec, shard_paths
+from workflow.features import DTYPES, scale_images
+from workflow.shards import Spec, read_spec, shard_paths
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -85,15 +85,15 @@ def read_records(
     return dataset
 
 
-def batch_parser(spec: dict[str, Any], raw_images: bool = False) -> Callable[[tf.Tensor], tuple[Any, tf.Tensor]]:
+def batch_parser(spec: Spec, raw_images: bool = False) -> Callable[[tf.Tensor], tuple[Any, tf.Tensor]]:
     """Parses a batch of serialized records: (images scaled unless `raw_images`, labels), or a table's columns.
 
     One map, not two (parse, then scale): half the per-batch overhead.
     """
-    if is_table(spec):
-        columns, label_dtype = spec["features"]["columns"], spec["features"]["label"]["dtype"]
+    if spec.is_table:
+        columns, label_dtype = spec.columns, spec.label.dtype
         return lambda records: parse_table_batch(records, columns, label_dtype)
-    shape = spec["features"]["image"]["shape"]
+    shape = spec.image_shape
 
     def parse(records: tf.Tensor) -> tuple[Any, tf.Tensor]:
         images, labels = parse_batch(records, shape)
@@ -210,11 +210,11 @@ def augment_in_train_step(model: Any, augment: dict[str, Any] | None) -> None:
     model.train_step = train_step
 
 
-def split_bytes(spec: dict[str, Any], split: str) -> int:
+def split_bytes(spec: Spec, split: str) -> int:
     """Bytes of a split's decoded uint8 images, or of its table's columns (what `load_arrays` holds)."""
-    if is_table(spec):  # an upper estimate: 8 bytes per number, strings of a CSV rarely pass 56 bytes
-        return spec["splits"][split]["examples"] * 64 * len(spec["features"]["columns"])
-    return spec["splits"][split]["examples"] * int(np.prod(spec["features"]["image"]["shape"]))
+    if spec.is_table:  # an upper estimate: 8 bytes per number, strings of a CSV rarely pass 56 bytes
+        return spec.examples(split) * 64 * len(spec.columns)
+    return spec.examples(split) * int(np.prod(spec.image_shape))
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -222,7 +222,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
-def parse_batch(records: tf.Tensor, shape: list[int]) -> tuple[tf.Tensor, tf.Tensor]:
+def parse_batch(records: tf.Tensor, shape: Sequence[int]) -> tuple[tf.Tensor, tf.Tensor]:
     """A batch of serialized Examples -> (uint8 images [batch, *shape], int64 labels [batch])."""
     features = tf.io.parse_example(
         records,
@@ -236,7 +236,7 @@ def parse_batch(records: tf.Tensor, shape: list[int]) -> tuple[tf.Tensor, tf.Ten
 
 
 def parse_table_batch(
-    records: tf.Tensor, columns: dict[str, dict[str, str]], label_dtype: str = "int64"
+    records: tf.Tensor, columns: Mapping[str, Mapping[str, str]], label_dtype: str = "int64"
 ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
     """A batch of serialized Examples of a table -> ({column: [batch, 1] of its dtype}, labels: int64
     classes or float32 regression targets)."""

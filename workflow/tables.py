@@ -30,7 +30,7 @@ one linear output):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 import keras
@@ -40,7 +40,7 @@ from workflow.catalog import TABLE_MODELS
 
 FeatureSpace: TypeAlias = keras.utils.FeatureSpace
 
-# Here, not in workflow/conversions.py (which formats a model converts to): that module is no part of
+# Here, not in workflow/formats.py (which formats a model converts to): that module is no part of
 # the train step's code digest, so editing it reruns no training.
 NUMERIC_TYPES = ("float", "float_normalized")
 DEFAULT_TYPE = {"float32": "float_normalized", "int64": "integer_categorical", "string": "string_categorical"}
@@ -56,7 +56,7 @@ TYPE_DTYPES = {
 
 
 def feature_settings(
-    options: dict[str, Any], columns: dict[str, dict[str, str]], where: str = "model.features"
+    options: dict[str, Any], columns: Mapping[str, Mapping[str, str]], where: str = "model.features"
 ) -> dict[str, dict[str, Any]]:
     """Column -> {"type", options...} from `model.features` (or defaults by dtype), checked against the table."""
     wanted = dict(options.get("features") or {name: DEFAULT_TYPE[column["dtype"]] for name, column in columns.items()})
@@ -128,7 +128,7 @@ def build_feature_space(settings: dict[str, dict[str, Any]], crosses: Sequence[d
 
 def build_table_model(
     options: dict[str, Any],
-    columns: dict[str, dict[str, str]],
+    columns: Mapping[str, Mapping[str, str]],
     num_classes: int | None,
     train_features: tf.data.Dataset,
 ) -> keras.Model:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from workflow.shards import Spec
+
 
 class Task:
     """The interface; `CLASSIFICATION` and `REGRESSION` below are the tasks there are."""
@@ -27,7 +29,7 @@ class Task:
     served_outputs: dict[str, str]  # the SavedModel signature's outputs and their dtypes
     parity_judged: str  # what the gate judges, in words for the report
 
-    def classes(self, spec: dict[str, Any]) -> int | None:
+    def classes(self, spec: Spec) -> int | None:
         """The number of classes the model outputs, or None for one value per example."""
         raise NotImplementedError
 
@@ -35,7 +37,7 @@ class Task:
         """The Keras loss and metrics the model is compiled with."""
         raise NotImplementedError
 
-    def test_metrics(self, outputs: np.ndarray, labels: np.ndarray, spec: dict[str, Any]) -> dict[str, Any]:
+    def test_metrics(self, outputs: np.ndarray, labels: np.ndarray, spec: Spec) -> dict[str, Any]:
         """metrics.json's figures from the Keras model's outputs on the test split."""
         raise NotImplementedError
 
@@ -67,16 +69,16 @@ class Classification(Task):
     served_outputs = {"probabilities": "float32", "class_id": "int32"}
     parity_judged = "max abs diff and top-1 agreement on the golden batch, the accuracy drop on the whole test split"
 
-    def classes(self, spec: dict[str, Any]) -> int | None:
-        return int(spec["features"]["label"]["num_classes"])
+    def classes(self, spec: Spec) -> int | None:
+        return spec.label.classes
 
     def loss_and_metrics(self) -> tuple[Any, list[Any]]:
         import keras
 
         return keras.losses.SparseCategoricalCrossentropy(), [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
-    def test_metrics(self, outputs: np.ndarray, labels: np.ndarray, spec: dict[str, Any]) -> dict[str, Any]:
-        return classification_metrics(outputs, labels, spec["features"]["label"]["num_classes"])
+    def test_metrics(self, outputs: np.ndarray, labels: np.ndarray, spec: Spec) -> dict[str, Any]:
+        return classification_metrics(outputs, labels, spec.label.classes)
 
     def serve(self, outputs: Any) -> dict[str, Any]:
         import tensorflow as tf
@@ -100,7 +102,7 @@ class Regression(Task):
     served_outputs = {"prediction": "float32"}
     parity_judged = "max abs diff over the standard deviation of the SavedModel's predictions on the golden batch"
 
-    def classes(self, spec: dict[str, Any]) -> int | None:
+    def classes(self, spec: Spec) -> int | None:
         return None
 
     def loss_and_metrics(self) -> tuple[Any, list[Any]]:
@@ -108,7 +110,7 @@ class Regression(Task):
 
         return keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")]
 
-    def test_metrics(self, outputs: np.ndarray, labels: np.ndarray, spec: dict[str, Any]) -> dict[str, Any]:
+    def test_metrics(self, outputs: np.ndarray, labels: np.ndarray, spec: Spec) -> dict[str, Any]:
         return regression_metrics(outputs[:, 0], labels)
 
     def serve(self, outputs: Any) -> dict[str, Any]:
@@ -132,9 +134,9 @@ CLASSIFICATION, REGRESSION = Classification(), Regression()
 TASKS: dict[str, Task] = {task.name: task for task in (CLASSIFICATION, REGRESSION)}
 
 
-def task_of(spec: dict[str, Any]) -> Task:
+def task_of(spec: Spec) -> Task:
     """The task of the data in spec.json: its label's `task`, classification unless it says regression."""
-    return TASKS[spec["features"].get("label", {}).get("task", "classification")]
+    return TASKS[spec.label.task]
 
 
 def regression_metrics(predictions: np.ndarray, targets: np.ndarray) -> dict[str, Any]:

@@ -16,13 +16,15 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from workflow.atomic import atomic_path, read_json
+from workflow.converted import ConvertedModel, bytes_on_disk
 from workflow.export import INPUT_NAME, SIGNATURE
-from workflow.features import is_table, main_output, take
+from workflow.features import main_output, take
 from workflow.pipeline import load_arrays
 from workflow.savedmodel import check_saved_model
 from workflow.shards import read_spec
@@ -64,7 +66,7 @@ def convert_tfjs(
         rewritten = unfuse_unsupported_activations(temporary / "model.json")
         if rewritten:
             log.info("split %d fused activations TF.js lacks: %s", len(rewritten), ", ".join(rewritten))
-        if node_manifest and shards_dir and not is_table(read_spec(shards_dir)):  # the page shows images
+        if node_manifest and shards_dir and not read_spec(shards_dir).is_table:  # the page shows images
             about = describe_run(saved_model_dir, output_dir, shards_dir)
             write_demo_page(temporary, node_manifest, shards_dir, demo_examples, about)
         files = sorted(path.name for path in temporary.iterdir())
@@ -91,7 +93,7 @@ def describe_run(saved_model_dir: str, output_dir: str, shards_dir: str) -> dict
     else:  # a SavedModel from elsewhere: the page still works, its heading says less
         log.warning("%s is missing: the demo page's heading names no model", train_json)
         model = "model"
-    source = read_spec(shards_dir).get("source", {})
+    source = read_spec(shards_dir).source
     return {
         "experiment": run.parent.name,
         "seed": run.name.removeprefix("seed"),
@@ -116,10 +118,10 @@ def write_demo_page(
     shutil.copy2(bundle, folder / "tf.min.js")
     (folder / "index.html").write_text(fill_demo_page(DEMO_PAGE.read_text(encoding="utf-8"), about), encoding="utf-8")
     spec = read_spec(shards_dir)
-    pixels = int(np.prod(spec["features"]["image"]["shape"]))
+    pixels = int(np.prod(spec.image_shape))
     sample = load_arrays(shards_dir, "test", limit=max(examples, DEMO_PIXEL_BUDGET // pixels))
     images = sample["images"].astype(np.int32)
-    names = spec["features"]["label"].get("names") or [str(k) for k in range(int(sample["labels"].max()) + 1)]
+    names = spec.label.names or [str(k) for k in range(int(sample["labels"].max()) + 1)]
     (folder / "samples.json").write_text(
         json.dumps(
             {
@@ -185,6 +187,19 @@ def predict_tfjs(model_dir: str, inputs: dict[str, np.ndarray], node_manifest: s
 def tfjs_latency_ms(model_dir: str, example: dict[str, np.ndarray], node_manifest: str, repeats: int = 30) -> float:
     """Median time of one single-example run of the TF.js model in Node.js (pure-JS CPU backend)."""
     return _run_node(model_dir, take(example, 0, 1), node_manifest, repeats)[1]
+
+
+def converted_models(folder: str, inputs: Mapping[str, str], example: dict[str, np.ndarray]) -> list[ConvertedModel]:
+    """The graph model in the tfjs step's folder, run in Node.js from the node_env step's environment (`inputs`)."""
+    node = inputs["node_env"]
+    return [
+        ConvertedModel(
+            "tfjs",
+            lambda chunk: predict_tfjs(folder, chunk, node),
+            bytes_on_disk(folder, pattern="*.bin") + bytes_on_disk(f"{folder}/model.json"),
+            lambda: tfjs_latency_ms(folder, example, node),
+        )
+    ]
 
 
 TFJS_DTYPES = {"u": "int32", "i": "int32", "f": "float32", "b": "bool"}  # TF.js has no uint8 or int64 tensors

@@ -21,13 +21,13 @@ import tensorflow_datasets as tfds
 from workflow.atomic import atomic_path, read_json, write_json
 from workflow.datasets import damaged_file, load_builder
 from workflow.records import check_label, serialize, write_split
-from workflow.shards import SPEC_NAME
+from workflow.shards import SPEC_NAME, Label, Shard, Spec, Split
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 
 
-def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], validation_percent: int) -> dict[str, Any]:
+def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], validation_percent: int) -> Spec:
     """Write N shards per split and spec.json into `output_dir`, atomically as one folder."""
     manifest = read_json(manifest_path)
     builder = load_builder(manifest)
@@ -36,12 +36,7 @@ def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], vali
     input_feature = builder.info.features[input_key]
     label_feature = builder.info.features[label_key]
     columns = _columns(input_feature) if isinstance(input_feature, tfds.features.FeaturesDict) else None
-    inputs = {"columns": columns} if columns else {"image": {"dtype": "uint8", "shape": list(input_feature.shape)}}
-    spec: dict[str, Any] = {
-        "source": {key: manifest[key] for key in ("name", "version", "full_name")},
-        "features": {**inputs, "label": _label(label_feature, tables=columns is not None)},
-        "splits": {},
-    }
+    splits = {}
     with atomic_path(output_dir) as temporary:
         temporary.mkdir()
         for split, source in sources.items():
@@ -56,7 +51,7 @@ def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], vali
                 _raise_for_damaged_file(builder, source, manifest_path, error)
                 raise  # no file of the split is damaged on its own: tfds's error as it is
             count = sum(entry["examples"] for entry in files)
-            spec["splits"][split] = {"source_split": source, "examples": count, "shards": files}
+            splits[split] = Split(source, count, tuple(Shard(**entry) for entry in files))
             log.info(
                 "%s: %d examples from %s in %d shards, %.1f s",
                 split,
@@ -65,7 +60,14 @@ def convert(*, manifest_path: str, output_dir: str, shards: dict[str, int], vali
                 len(files),
                 time.monotonic() - started,
             )
-        write_json(temporary / SPEC_NAME, spec)
+        spec = Spec(
+            source={key: manifest[key] for key in ("name", "version", "full_name")},
+            label=_label(label_feature, tables=columns is not None),
+            splits=splits,
+            image_shape=() if columns else tuple(input_feature.shape),
+            columns=columns or {},
+        )
+        write_json(temporary / SPEC_NAME, spec.to_json())
     return spec
 
 
@@ -111,12 +113,12 @@ def _supervised_keys(builder: tfds.core.DatasetBuilder) -> tuple[str, str]:
     return keys[0], keys[1]
 
 
-def _label(feature: Any, tables: bool) -> dict[str, Any]:
+def _label(feature: Any, tables: bool) -> Label:
     """The label's spec: classes (a ClassLabel), or a float32 regression target (a float Scalar, tables only)."""
     if isinstance(feature, tfds.features.ClassLabel):
-        return {"dtype": "int64", "num_classes": feature.num_classes, "names": feature.names}
+        return Label("int64", feature.num_classes, tuple(feature.names))
     if tables and feature.shape == () and feature.np_dtype.kind == "f":
-        return {"dtype": "float32", "task": "regression"}
+        return Label("float32", task="regression")
     raise ValueError(f"label: a ClassLabel, or a float scalar for a table's regression target, got {feature!r}")
 
 

@@ -36,10 +36,9 @@ from workflow.checkpoint import (
     TrainingInterruptedError,
     config_hash,
 )
-from workflow.features import is_table
 from workflow.models import build_model
 from workflow.pipeline import augment_in_train_step, load_arrays, make_dataset, make_in_memory_dataset, split_bytes
-from workflow.shards import read_spec, sha256_path, shard_paths
+from workflow.shards import Spec, read_spec, sha256_path, shard_paths
 from workflow.task import CLASSIFICATION, Task, task_of
 
 log = logging.getLogger(__name__)
@@ -132,7 +131,7 @@ class Run:
     config: TrainConfig
     params: dict[str, Any]
     seed: int
-    spec: dict[str, Any]
+    spec: Spec
     strategy: tf.distribute.Strategy
     identity: distribute.TaskIdentity  # task_id, workers
     scratch: pathlib.Path | None  # where a worker other than the chief writes the outputs nobody reads
@@ -161,7 +160,7 @@ class Run:
     def examples_per_epoch(self) -> int:
         if self.steps["fixed"]:
             return int(self.steps["train"] * self.config.batch_size)
-        return int(self.spec["splits"]["train"]["examples"])
+        return self.spec.examples("train")
 
     @property
     def tensorboard_work(self) -> pathlib.Path:
@@ -173,7 +172,7 @@ def start_run(
     config: TrainConfig,
     params: dict[str, Any],
     seed: int,
-    spec: dict[str, Any],
+    spec: Spec,
     shards_dir: str,
     checkpoint_root: str,
     init_model_path: str | None,
@@ -184,7 +183,7 @@ def start_run(
     chief = identity["task_id"] == 0
     scratch = None if chief else pathlib.Path(tempfile.mkdtemp(prefix=f"worker{identity['task_id']}-"))
     train_data, validation_data, steps = load_data(shards_dir, config, seed, spec, identity["workers"])
-    identity_of_run = {"params": params, "seed": seed, "data": spec}
+    identity_of_run = {"params": params, "seed": seed, "data": spec.to_json()}
     if init_model_path:  # a changed source model must not resume from a checkpoint of the old one
         identity_of_run["init_sha256"] = sha256_path(init_model_path)
     # Every worker resumes from the chief's checkpoint: the variables are the same on all of them.
@@ -306,7 +305,7 @@ def train_info(run: Run, wall_seconds: float, workers: list[dict[str, Any]]) -> 
     return {
         "params": run.params,
         "seed": run.seed,
-        "data": run.spec["source"],
+        "data": dict(run.spec.source),
         "versions": runtime.versions(),
         "code": runtime.git_commit(),
         "host": runtime.host(),
@@ -332,7 +331,7 @@ OUTPUT_NAMES = ("model.keras", "history.json", "train.json")
 
 
 def train_forest(
-    params: dict[str, Any], seed: int, spec: dict[str, Any], shards_dir: str,
+    params: dict[str, Any], seed: int, spec: Spec, shards_dir: str,
     model_path: str, history_path: str, info_path: str, tensorboard_dir: str,
 ) -> dict[str, Any]:  # fmt: skip
     """A decision forest: its catalog builder fits it with YDF in one process and returns the Keras model
@@ -341,7 +340,7 @@ def train_forest(
     info = {
         "params": params,
         "seed": seed,
-        "data": spec["source"],
+        "data": dict(spec.source),
         "versions": {**runtime.versions(), **fitted.versions},
         "code": runtime.git_commit(),
         "host": runtime.host(),
@@ -358,22 +357,22 @@ def train_forest(
     return info
 
 
-def check_model_fits_data(model: dict[str, Any], spec: dict[str, Any], shards_dir: str) -> None:
+def check_model_fits_data(model: dict[str, Any], spec: Spec, shards_dir: str) -> None:
     """An image model needs images and a table model a table; say which, naming the model and the data."""
     name, table_model = model["name"], family(model) != "image"
-    if table_model != is_table(spec):
-        has = f"a table ({len(spec['features']['columns'])} columns)" if is_table(spec) else "images"
+    if table_model != spec.is_table:
+        has = f"a table ({len(spec.columns)} columns)" if spec.is_table else "images"
         wants = f"a table ({', '.join(TABLE_MODELS + FOREST_MODELS)} are the table models)" if table_model else "images"
         raise ValueError(f"model.name {name}: takes {wants}, but {shards_dir} holds {has}")
 
 
-def build_any_model(options: dict[str, Any], spec: dict[str, Any], shards_dir: str) -> keras.Model:
+def build_any_model(options: dict[str, Any], spec: Spec, shards_dir: str) -> keras.Model:
     """The configured Keras model for the data: an image model, or a table model adapted on the train split."""
     classes = task_of(spec).classes(spec)
-    if not is_table(spec):
-        return build_model(options, spec["features"]["image"]["shape"], classes)
+    if not spec.is_table:
+        return build_model(options, list(spec.image_shape), classes)
     train_features = make_dataset(shards_dir, "train", 1024).map(lambda features, labels: features)
-    return builder(options["name"])(options, spec["features"]["columns"], classes, train_features)
+    return builder(options["name"])(options, spec.columns, classes, train_features)
 
 
 def worker_report(model_path: str, task_id: int) -> pathlib.Path:
@@ -479,7 +478,7 @@ def use_xla(asked: bool, policy: str, distributed: bool) -> bool:
 
 
 def load_data(
-    shards_dir: str, config: TrainConfig, seed: int, spec: dict[str, Any], workers: int = 1
+    shards_dir: str, config: TrainConfig, seed: int, spec: Spec, workers: int = 1
 ) -> tuple[Callable[[int], tf.data.Dataset], tf.data.Dataset | None, dict[str, Any]]:
     """Per epoch, the shuffled train split; the validation split; both batched to the global batch size; step counts.
 
@@ -488,7 +487,7 @@ def load_data(
     the last step hang: with more than one worker both splits repeat and each epoch is a fixed number
     of whole batches.
     """
-    files = len(spec["splits"]["train"]["shards"])
+    files = len(spec.splits["train"].shards)
     arrays = load_arrays(shards_dir, "train") if holds_in_memory(config, spec, workers) else None
     if arrays is None:  # streamed: verify the shards once here, not in every epoch's dataset
         shard_paths(shards_dir, spec, "train")
@@ -509,20 +508,20 @@ def load_data(
         )
         return dataset.repeat().with_options(shard_options(files, workers)) if workers > 1 else dataset
 
-    has_validation = "validation" in spec["splits"]  # none with validation_percent: 0
+    has_validation = "validation" in spec.splits  # none with validation_percent: 0
     validation_data = make_dataset(shards_dir, "validation", config.batch_size) if has_validation else None
-    train_examples = spec["splits"]["train"]["examples"]
+    train_examples = spec.examples("train")
     steps = {"train": math.ceil(train_examples / config.batch_size), "validation": None, "fixed": workers > 1}
     if workers > 1:
         steps["train"] = max(1, train_examples // config.batch_size)
     if workers > 1 and validation_data is not None:
-        steps["validation"] = max(1, spec["splits"]["validation"]["examples"] // config.batch_size)
-        validation_files = len(spec["splits"]["validation"]["shards"])
+        steps["validation"] = max(1, spec.examples("validation") // config.batch_size)
+        validation_files = len(spec.splits["validation"].shards)
         validation_data = validation_data.repeat().with_options(shard_options(validation_files, workers))
     return train_data, validation_data, steps
 
 
-def holds_in_memory(config: TrainConfig, spec: dict[str, Any], workers: int) -> bool:
+def holds_in_memory(config: TrainConfig, spec: Spec, workers: int) -> bool:
     """Whether the train split is held in memory (train.in_memory; auto: one worker, split <= the limit)."""
     if config.in_memory == "auto":
         return workers == 1 and split_bytes(spec, "train") <= IN_MEMORY_LIMIT_BYTES

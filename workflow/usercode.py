@@ -31,6 +31,7 @@ import os
 import pathlib
 import re
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 # The parameters a function must start with, by what it is for.
@@ -159,14 +160,14 @@ def _definitions(path: pathlib.Path) -> dict[str, ast.AST]:
 
 # A model builder's file may say which conversions its layers cannot take, as a literal at its top level:
 #     SKIP_CONVERSIONS = {"tfjs": "TF.js has no kernel for the Einsum this attention uses"}
-# Keys: "tflite" (every variant), "tflite:<variant>", "tfjs". Read with ast.literal_eval, so it is data.
+# Keys: "tflite" (every variant), "tflite:<variant>", "tfjs" (workflow/formats.py SKIP_KEYS). Read with
+# ast.literal_eval, so it is data.
 SKIP_CONVERSIONS = "SKIP_CONVERSIONS"
-FORMATS = ("tflite", "tflite:float32", "tflite:float16", "tflite:dynamic_range", "tflite:int8",
-           "tflite:integer_only", "tfjs")  # fmt: skip
 
 
-def declared_skips(ref: dict[str, Any], where: str = "code") -> dict[str, str]:
-    """Format -> reason, from the file's SKIP_CONVERSIONS ({} without one); refused when it is not such a dict."""
+def declared_skips(ref: dict[str, Any], known: Sequence[str], where: str = "code") -> dict[str, str]:
+    """Format -> reason, from the file's SKIP_CONVERSIONS ({} without one); refused when it is not such a dict
+    or names a key not in `known`."""
     path = locate(ref, where)
     for node in _tree(path).body:
         expression: ast.expr | None
@@ -183,10 +184,10 @@ def declared_skips(ref: dict[str, Any], where: str = "code") -> dict[str, str]:
                 value = None
             if not isinstance(value, dict) or not all(isinstance(reason, str) and reason for reason in value.values()):
                 raise UserCodeError(f"{path}: {SKIP_CONVERSIONS} must be a literal dict of format -> reason (text)")
-            unknown = sorted(set(value) - set(FORMATS))
+            unknown = sorted(set(value) - set(known))
             if unknown:
                 raise UserCodeError(
-                    f"{path}: {SKIP_CONVERSIONS} names unknown formats {unknown} (known: {', '.join(FORMATS)})"
+                    f"{path}: {SKIP_CONVERSIONS} names unknown formats {unknown} (known: {', '.join(known)})"
                 )
             return dict(value)
     return {}

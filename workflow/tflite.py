@@ -13,9 +13,11 @@ deprecated `tf.lite.Interpreter`.
 
 from __future__ import annotations
 
+import functools
 import logging
+import pathlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -23,8 +25,10 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from workflow.atomic import atomic_path
+from workflow.converted import ConvertedModel, bytes_on_disk
 from workflow.export import SIGNATURE
 from workflow.features import as_numpy, count, main_output, take
+from workflow.latency import tflite_latency_ms
 from workflow.pipeline import load_inputs
 from workflow.savedmodel import check_saved_model
 
@@ -169,3 +173,17 @@ def describe_tflite(path: str) -> dict[str, Any]:
     """Input and output tensors of a TFLite model's serving signature."""
     interpreter = Interpreter(model_path=path)
     return interpreter.get_signature_list()[SIGNATURE]
+
+
+def converted_models(folder: str, inputs: Mapping[str, str], example: dict[str, np.ndarray]) -> list[ConvertedModel]:
+    """The variants in the tflite step's folder, by their stem (float32, int8, ...), for parity."""
+    return [
+        ConvertedModel(
+            path.stem,
+            functools.partial(predict_tflite, str(path)),
+            bytes_on_disk(str(path)),
+            functools.partial(tflite_latency_ms, str(path), example),
+            str(path),
+        )
+        for path in sorted(pathlib.Path(folder).glob("*.tflite"))
+    ]
