@@ -10,7 +10,8 @@ from workflow.gate import publish
 publish(
     verdict_path=snakemake.input.verdict,
     saved_model_dir=snakemake.input.saved_model,
-    format_dirs={fmt.name: snakemake.input[fmt.name] for fmt in FORMATS if fmt.name in snakemake.input},
+    # Each format's folder, by its name (`in snakemake.input` would test the paths, not the names).
+    format_dirs={name: path for name, path in snakemake.input.items() if name in {fmt.name for fmt in FORMATS}},
     output_dir=snakemake.output[0],
     model_name=snakemake.params.config["model_name"],
     version=snakemake.params.config["version"],
