@@ -65,10 +65,10 @@ clean:
 	rm -rf results .snakemake
 
 slurm-jobs: $(MAIN_STAMP)
-	$(BIN)/python -m workflow.slurm_jobs list $(RUN)
+	$(BIN)/python -m workflow.infra.slurm_jobs list $(RUN)
 
 slurm-cancel: $(MAIN_STAMP)
-	$(BIN)/python -m workflow.slurm_jobs cancel $(RUN)
+	$(BIN)/python -m workflow.infra.slurm_jobs cancel $(RUN)
 
 bench-slurm: $(MAIN_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/slurm_polling.py

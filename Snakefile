@@ -14,9 +14,9 @@ min_version("9.0")
 # Jobs import it from the environment (make installs it editable); the DAG also builds without that.
 sys.path.insert(0, workflow.basedir)
 
-from workflow.config import check_config_files, load_config
-from workflow.logs import record_interrupts, why_the_run_stopped
-from workflow.slurm_jobs import explain_account_guess
+from workflow.config.settings import check_config_files, load_config
+from workflow.infra.logs import record_interrupts, why_the_run_stopped
+from workflow.infra.slurm_jobs import explain_account_guess
 
 # The head process's messages: a Ctrl-C is reported as an interruption, not a failure (`onerror`
 # below), and the Slurm plugin's broken account guess is replaced by what it means.
@@ -30,9 +30,9 @@ if not workflow.overwrite_configfiles:
     workflow.configfile(os.path.join(workflow.basedir, "configs", "default.yaml"))
 
 # Snakemake has loaded the config files with its own loader (YTE, Python tags, the last of two equal
-# keys); read them again as plain data and refuse what it should not have accepted (workflow/plainyaml.py).
+# keys); read them again as plain data and refuse what it should not have accepted (workflow/config/plainyaml.py).
 check_config_files(workflow.configfiles)
-# `--config` values arrive as strings below the top level; the schema types them (workflow/config.py).
+# `--config` values arrive as strings below the top level; the schema types them (workflow/config/settings.py).
 CONFIG = load_config(config, command_line=workflow.config_settings.config)
 # Jobs read the settings that must not rerun a step (an experiment's `runtime`) from this config,
 # validated and with its defaults, not from params (Snakemake reruns a job whose params change).

@@ -16,7 +16,7 @@ import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from workflow import config as cfg  # noqa: E402
+from workflow.config import settings as cfg  # noqa: E402
 
 SNAKEFILE = """\
 import yaml

@@ -23,7 +23,7 @@ import bare_workflow  # noqa: E402
 from dag_scale import job_count  # noqa: E402
 from harness import BIN, REPO, header, interleaved, run_measured, table  # noqa: E402
 
-from workflow.config import load_config, load_yaml  # noqa: E402
+from workflow.config.settings import load_config, load_yaml  # noqa: E402
 
 TARGET = 1.5
 

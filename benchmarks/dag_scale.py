@@ -4,7 +4,7 @@
 
 Each size is a config of N experiments (copies of the default's first experiment, one seed each;
 with --sweep, one experiment whose `sweep:` is a random search of N points over its learning rate,
-dropout and batch size, expanded by workflow/sweep.py while the DAG is built), dry-run by the
+dropout and batch size, expanded by workflow/config/sweep.py while the DAG is built), dry-run by the
 project's Snakefile, against a bare Snakefile with the same jobs and edges and trivial shell rules
 (bare_workflow.py), measured in turn under /usr/bin/time -v. Target: the project's wall time at
 most 1.5 times the bare one's at the largest size (issue "Sweeps": 100 points).
@@ -27,7 +27,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import bare_workflow  # noqa: E402
 from harness import BIN, REPO, header, interleaved, run_measured, table  # noqa: E402
 
-from workflow.config import load_config, load_yaml  # noqa: E402
+from workflow.config.settings import load_config, load_yaml  # noqa: E402
 
 TARGET_RATIO = 1.5
 

@@ -3,7 +3,7 @@
     python benchmarks/deploy_formats.py [results/runs/digits_cnn/seed0] [--repeats 5]
 
 Each latency is the median of `--repeats` measurements, each itself the median of 30 single-example
-runs after a warm-up (workflow/latency.py): the SavedModel in TensorFlow, each TFLite file in LiteRT
+runs after a warm-up (workflow/deploy/latency.py): the SavedModel in TensorFlow, each TFLite file in LiteRT
 with 1 thread, the TF.js model in Node.js. Ratios are against the SavedModel measured in the same
 run, so a busy machine shifts the milliseconds more than the ratios. Needs a finished run
 (`make run`) and, for TF.js, its Node environment (results/envs/node.json).
@@ -18,10 +18,10 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from workflow.converted import bytes_on_disk  # noqa: E402
-from workflow.formats import FORMATS, converted_models  # noqa: E402
-from workflow.latency import saved_model_latency_ms  # noqa: E402
-from workflow.pipeline import load_arrays  # noqa: E402
+from workflow.data.pipeline import load_arrays  # noqa: E402
+from workflow.deploy.converted import bytes_on_disk  # noqa: E402
+from workflow.deploy.formats import FORMATS, converted_models  # noqa: E402
+from workflow.deploy.latency import saved_model_latency_ms  # noqa: E402
 
 
 def main() -> None:

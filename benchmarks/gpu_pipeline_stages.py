@@ -33,10 +33,10 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from workflow.features import scale_images
-    from workflow.pipeline import epoch_seed, load_arrays, make_dataset, make_in_memory_dataset, parse_batch
-    from workflow.shards import read_spec, shard_paths
-    from workflow.train import TrainConfig, load_data
+    from workflow.data.features import scale_images
+    from workflow.data.pipeline import epoch_seed, load_arrays, make_dataset, make_in_memory_dataset, parse_batch
+    from workflow.data.shards import read_spec, shard_paths
+    from workflow.train.trainer import TrainConfig, load_data
 
     folder = pathlib.Path(sys.argv[1])
     cifar = folder / "cifar_shaped"
@@ -80,11 +80,11 @@ def main() -> None:
     streamed = TrainConfig.of(json.loads((folder / "variants.json").read_text())["streamed, no augmentation"]["params"])
     train_data = load_data(str(cifar), streamed, 0, spec)[0]
     # fmt: off
-    rows["the project's streamed pipeline (workflow.pipeline.make_dataset, shards verified once, as load_data)"] = (
+    rows["the project's streamed pipeline (data.pipeline.make_dataset, shards verified once, as load_data)"] = (
         lambda epoch: make_dataset(str(cifar), "train", 512, shuffle=True, seed=0, epoch=epoch, verify=False), images)
     rows["the same, each epoch verifying every shard's sha256 (the trainer until 2026-12-03)"] = (
         lambda epoch: make_dataset(str(cifar), "train", 512, shuffle=True, seed=0, epoch=epoch, verify=True), images)
-    rows["workflow.train.load_data, streamed, no augmentation (the pipeline group's row)"] = (train_data, images)
+    rows["train.trainer.load_data, streamed, no augmentation (the pipeline group's row)"] = (train_data, images)
     rows["interleave + batch"] = (lambda epoch: records().batch(512), records_in)
     rows["interleave + shuffle + batch"] = (lambda epoch: records().shuffle(10_000, seed=epoch).batch(512), records_in)
     rows["interleave + shuffle + batch + parse + scale"] = (
@@ -109,7 +109,7 @@ def main() -> None:
 
         arrays = load_arrays(str(mnist), "train")
         floats = arrays["images"].astype(np.float32) / 255.0
-        rows["MNIST in memory, batch 128 (workflow.pipeline.make_in_memory_dataset)"] = (
+        rows["MNIST in memory, batch 128 (workflow.data.pipeline.make_in_memory_dataset)"] = (
             lambda epoch: make_in_memory_dataset(arrays, 128, seed=0, epoch=epoch),
             images,
         )

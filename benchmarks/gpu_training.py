@@ -9,7 +9,7 @@ params to variants.json; with MNIST_SHARDS (the tfrecord step's output for
 configs/papers/lenet5_mnist.yaml, results/datasets/mnist_lecun/shards) it packs them into
 build/gpu/mnist.tar.gz, which `run` unpacks. `run` needs only TensorFlow and the `workflow` package
 (the GPU machine has no tfds): it writes CIFAR-shaped shards with the tfrecord step's record writer
-(workflow/records.py) and runs each of the group's runs in a fresh process. Groups, each printed as
+(workflow/data/records.py) and runs each of the group's runs in a fresh process. Groups, each printed as
 its own table (and saved as results-GROUP.json):
 
 - resnet: ResNet-20 (configs/papers/resnet20_cifar10.yaml) at batch 512, mixed precision, XLA, on 50,000
@@ -27,7 +27,7 @@ its own table (and saved as results-GROUP.json):
 - reproduce: configs/papers/lenet5_mnist.yaml as it stands (its three seeds, 20 epochs, batch 32), by
   the project's train step, then the project's evaluate step on the test split: error per seed.
 - scaling (issue "Two GPUs"): ResNet-20 as in resnet, 512 images per replica, through the train step's
-  own entry (workflow.launch.run_training): 1 GPU with the default strategy, with a one-replica
+  own entry (workflow.train.launch.run_training): 1 GPU with the default strategy, with a one-replica
   MirroredStrategy and with `auto`; 2 GPUs with `mirrored` (devices 2) and with `auto`; 2 local
   workers of one GPU each (multi_worker_mirrored, the launcher's TF_CONFIG and CUDA_VISIBLE_DEVICES);
   and 2 workers on one GPU, which the launcher refuses. Efficiency: examples/s over (GPUs x 1 GPU's).
@@ -141,7 +141,7 @@ SHARDS_OF = {"resnet20": "cifar_shaped", "lenet5": "mnist"}
 
 
 def prepare(folder: pathlib.Path, mnist_shards: str | None) -> None:
-    from workflow import config as cfg
+    from workflow.config import settings as cfg
 
     base = {}
     for model, paper in PAPERS.items():
@@ -173,10 +173,10 @@ def prepare(folder: pathlib.Path, mnist_shards: str | None) -> None:
 
 def write_shards(folder: pathlib.Path) -> None:
     """Random CIFAR-shaped shards and the spec.json the train step reads, written by the tfrecord step's own
-    record writer (workflow/records.py: TensorFlow alone, as the GPU machine has no tfds)."""
+    record writer (workflow/data/records.py: TensorFlow alone, as the GPU machine has no tfds)."""
     import numpy as np
 
-    from workflow.records import serialize, write_split
+    from workflow.data.records import serialize, write_split
 
     if (folder / "spec.json").is_file():
         return
@@ -202,7 +202,7 @@ def worker(variant: dict[str, Any], shards: str, out: str, seed: int) -> dict[st
     if kind == "pipeline":
         return pipeline_alone(params, shards)
     if kind in ("project", "reproduce"):
-        from workflow.launch import run_training
+        from workflow.train.launch import run_training
 
         folder = pathlib.Path(out)
         # The train step's own entry: one process, or (train.workers > 1) the local launcher's workers.
@@ -216,7 +216,7 @@ def worker(variant: dict[str, Any], shards: str, out: str, seed: int) -> dict[st
                   "jit_compile": info["jit_compile"], "weights": weights_digest(folder / "model.keras"),
                   "strategy": info["strategy"], "replicas": info["replicas"]}  # fmt: skip
         if kind == "reproduce":
-            from workflow.evaluate import evaluate
+            from workflow.evaluate.metrics import evaluate
 
             metrics = evaluate(model_path=str(folder / "model.keras"), shards_dir=shards,
                                metrics_path=str(folder / "metrics.json"), batch_size=1000, target=None)  # fmt: skip
@@ -232,13 +232,13 @@ def plain_fit(
     call as the project's step (set up and compiled by its own functions), nothing else of the project.
 
     For finding where the project's step differs: `per_epoch` calls fit once per epoch, as the project
-    does; `project_data` fits on the project's in-memory tf.data pipeline (workflow.train.load_data)."""
+    does; `project_data` fits on the project's in-memory tf.data pipeline (workflow.train.trainer.load_data)."""
     import keras
 
-    from workflow.models import build_model
-    from workflow.pipeline import load_arrays
-    from workflow.shards import read_spec
-    from workflow.train import TrainConfig, compile_model, load_data, set_up
+    from workflow.data.pipeline import load_arrays
+    from workflow.data.shards import read_spec
+    from workflow.models.images import build_model
+    from workflow.train.trainer import TrainConfig, compile_model, load_data, set_up
 
     settings = TrainConfig.of(params)
     set_up(settings, 0)
@@ -271,11 +271,11 @@ def plain_fit(
 
 
 def pipeline_alone(params: dict[str, Any], shards: str) -> dict[str, Any]:
-    """Images/s of the train step's own input pipeline (workflow.train.load_data), iterated with nothing
+    """Images/s of the train step's own input pipeline (workflow.train.trainer.load_data), iterated with nothing
     training: PIPELINE_EPOCHS epochs' batches after a warm-up epoch, on all of the machine's cores (an epoch
     of 50,000 images takes a fifth of a second: two were too few to tell one call's rows apart)."""
-    from workflow.shards import read_spec
-    from workflow.train import TrainConfig, load_data
+    from workflow.data.shards import read_spec
+    from workflow.train.trainer import TrainConfig, load_data
 
     settings = TrainConfig.of(params)
     train_data, _, _ = load_data(shards, settings, 0, read_spec(shards))
@@ -358,7 +358,7 @@ def one_run(folder: pathlib.Path, name: str, variant: dict[str, Any], shards: pa
 
 def machine_gpus() -> list[str]:
     """The GPUs of this machine, as the local launcher finds them (CUDA_VISIBLE_DEVICES, or nvidia-smi)."""
-    from workflow.launch import visible_gpus
+    from workflow.train.launch import visible_gpus
 
     return visible_gpus(os.environ)
 

@@ -3,7 +3,7 @@
     python benchmarks/input_pipeline.py [--config configs/papers/lenet5_mnist.yaml] [--repeats 5]
 
 One epoch of the train split with the config's batch size is read four ways, in turn:
-the project's pipeline (`workflow.pipeline.make_dataset`: shards, interleave, seeded shuffle,
+the project's pipeline (`workflow.data.pipeline.make_dataset`: shards, interleave, seeded shuffle,
 batch, parse, scale, prefetch), the project's in-memory path that training takes for splits that
 fit (`make_in_memory_dataset`: a seeded permutation, gather per batch, scale; shown, not judged),
 the same arrays from memory (`from_tensor_slices`, batch, then
@@ -26,13 +26,13 @@ import tensorflow as tf  # noqa: E402
 from harness import REPO, header, interleaved, table, timed  # noqa: E402
 from tfrecord_write import prepared_manifest  # noqa: E402
 
-from workflow import config as cfg  # noqa: E402
-from workflow.features import scale_images  # noqa: E402
-from workflow.models import build_model  # noqa: E402
-from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset  # noqa: E402
-from workflow.shards import Spec, read_spec  # noqa: E402
-from workflow.tfrecord import convert  # noqa: E402
-from workflow.train import TrainConfig, compile_model  # noqa: E402
+from workflow.config import settings as cfg  # noqa: E402
+from workflow.data.features import scale_images  # noqa: E402
+from workflow.data.pipeline import load_arrays, make_dataset, make_in_memory_dataset  # noqa: E402
+from workflow.data.shards import Spec, read_spec  # noqa: E402
+from workflow.data.tfrecord import convert  # noqa: E402
+from workflow.models.images import build_model  # noqa: E402
+from workflow.train.trainer import TrainConfig, compile_model  # noqa: E402
 
 TARGET_MEMORY, TARGET_TRAINING = 0.5, 10.0
 

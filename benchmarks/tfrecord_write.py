@@ -3,7 +3,7 @@
     python benchmarks/tfrecord_write.py [--dataset mnist] [--manual-dir ../shared/datasets/mnist] [--repeats 5]
 
 The dataset is prepared once with tfds into build/bench/<dataset>/ (offline from `--manual-dir`).
-Each repetition runs the whole step (`workflow.tfrecord.convert`: read from tfds, encode, write
+Each repetition runs the whole step (`workflow.data.tfrecord.convert`: read from tfds, encode, write
 the shards, sha256 them, spec.json) and then writes the bytes of the shards it produced to new
 files with plain `open().write()`. The phase table splits the step into its parts on the train
 split, with the way each was done before (per-example `tfds.as_numpy`, `tf.train.Example`
@@ -25,9 +25,9 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 from harness import REPO, header, interleaved, table, timed  # noqa: E402
 
-from workflow.atomic import read_json  # noqa: E402
-from workflow.datasets import load_builder, prepare  # noqa: E402
-from workflow.tfrecord import _examples, _supervised_keys, convert, serialize  # noqa: E402
+from workflow.data.download import load_builder, prepare  # noqa: E402
+from workflow.data.tfrecord import _examples, _supervised_keys, convert, serialize  # noqa: E402
+from workflow.infra.atomic import read_json  # noqa: E402
 
 
 def prepared_manifest(dataset: str, manual_dir: str | None) -> pathlib.Path:

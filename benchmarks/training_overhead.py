@@ -4,7 +4,7 @@
                                            [--variants NAME ...]
 
 Same model, optimizer, schedule, batch size, epochs, seed and determinism setting (the config's),
-on the MNIST train split. "project" is `workflow.train.train` as the train step runs it: the train
+on the MNIST train split. "project" is `workflow.train.trainer.train` as the train step runs it: the train
 split read from its shards (into memory, train.in_memory: auto), the strategy `auto` picks, one
 `fit` per epoch, checkpoints, TensorBoard scalars, the epoch logger, and saving model.keras,
 history.json and train.json. "plain" is build, compile and one `model.fit(x, y, batch_size,
@@ -51,10 +51,10 @@ def worker(variant: str, config_path: str, epochs: int) -> dict[str, float]:
     """One measurement in this process: examples/s of the variant's training call."""
     from input_pipeline import shards_for
 
-    from workflow import config as cfg
-    from workflow.models import build_model
-    from workflow.pipeline import load_arrays
-    from workflow.train import TrainConfig, compile_model, set_up, train
+    from workflow.config import settings as cfg
+    from workflow.data.pipeline import load_arrays
+    from workflow.models.images import build_model
+    from workflow.train.trainer import TrainConfig, compile_model, set_up, train
 
     config = cfg.load_config(cfg.load_yaml(config_path))
     experiment = next(iter(config["experiments"]))

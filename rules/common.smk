@@ -1,12 +1,12 @@
 # Paths and input functions shared by the rules. Logic lives in workflow/; these only choose paths.
 import functools
 
-from workflow import config as cfg
-from workflow.catalog import BUILDER_MODULES
-from workflow.codedeps import code_digest
-from workflow.formats import BY_NAME as FORMATS_BY_NAME
-from workflow.formats import RUNTIME_FILES, RUNTIME_MODULES
-from workflow.hub import handle_key
+from workflow.config import settings as cfg
+from workflow.models.catalog import BUILDER_MODULES
+from workflow.infra.codedeps import code_digest
+from workflow.deploy.formats import BY_NAME as FORMATS_BY_NAME
+from workflow.deploy.formats import RUNTIME_FILES, RUNTIME_MODULES
+from workflow.train.hub import handle_key
 
 RESULTS = "results"
 RUN = f"{RESULTS}/runs/{{exp}}/seed{{seed}}"
@@ -95,7 +95,7 @@ def train_job_resources():
 
 
 def format_folders(wildcards):
-    """The folder of each format the experiment converts to, by the format's name (workflow/formats.py)."""
+    """The folder of each format the experiment converts to, by the format's name (workflow/deploy/formats.py)."""
     return {name: f"{RUN}/{name}" for name in cfg.converted_models(CONFIG, wildcards.exp)}
 
 

@@ -1,6 +1,6 @@
-# Conversions of the SavedModel, one rule per deployment format (workflow/formats.py), and their
+# Conversions of the SavedModel, one rule per deployment format (workflow/deploy/formats.py), and their
 # numerical parity check. A format's rule writes <run>/<format>/, and runs only for an experiment that
-# converts to it (the DAG's targets and parity's inputs come from workflow/formats.py).
+# converts to it (the DAG's targets and parity's inputs come from workflow/deploy/formats.py).
 
 
 rule tflite:
@@ -10,7 +10,7 @@ rule tflite:
     output:
         directory(f"{RUN}/tflite"),  # <variant>.tflite for each of convert.tflite.variants
     params:
-        code=code("workflow.tflite"),
+        code=code("workflow.deploy.tflite"),
         config=lambda wildcards: cfg.format_params(CONFIG, wildcards.exp, "tflite"),
     conda:
         "../envs/main.yaml"
@@ -30,11 +30,11 @@ rule tfjs:
         env=f"{RESULTS}/envs/tfjs.json",
         node_env=f"{RESULTS}/envs/node.json",  # the pinned tf.min.js for the demo page
         shards=shards_of,  # the demo page's test images
-        train=f"{RUN}/train.json",  # the demo page's heading names the model (workflow/tfjs.py describe_run)
+        train=f"{RUN}/train.json",  # the demo page's heading names the model (workflow/deploy/tfjs.py describe_run)
     output:
         directory(f"{RUN}/tfjs"),
     params:
-        code=code("workflow.tfjs", extra=("js/demo.html",)),
+        code=code("workflow.deploy.tfjs", extra=("deploy/js/demo.html",)),
     conda:
         "../envs/main.yaml"
     envmodules:
@@ -55,7 +55,7 @@ rule parity:
     output:
         f"{RUN}/parity.json",
     params:
-        code=code("workflow.parity", *RUNTIME_MODULES, extra=RUNTIME_FILES),
+        code=code("workflow.deploy.parity", *RUNTIME_MODULES, extra=RUNTIME_FILES),
         config=lambda wildcards: cfg.parity_params(CONFIG, wildcards.exp),
         plan=lambda wildcards: cfg.conversion_message(CONFIG, wildcards.exp),
     message:

@@ -11,7 +11,7 @@ rule download:
     output:
         f"{RESULTS}/datasets/{{dataset}}/prepared.json",
     params:
-        code=code("workflow.datasets"),
+        code=code("workflow.data.download"),
         # The user's own tfds builder (datasets.<key>.code) and what it imports.
         user_code=lambda wildcards: cfg.dataset_code(CONFIG, wildcards.dataset),
         dataset=lambda wildcards: cfg.download_params(CONFIG, wildcards.dataset),
@@ -34,7 +34,7 @@ rule tfrecord:
     output:
         directory(f"{RESULTS}/datasets/{{dataset}}/shards"),
     params:
-        code=code("workflow.tfrecord"),
+        code=code("workflow.data.tfrecord"),
         sharding=lambda wildcards: cfg.tfrecord_params(CONFIG, wildcards.dataset),
     conda:
         "../envs/main.yaml"

@@ -8,7 +8,7 @@ rule gate:
     output:
         f"{RUN}/deploy/verdict.json",
     params:
-        code=code("workflow.gate"),
+        code=code("workflow.deploy.gate"),
         config=lambda wildcards: cfg.gate_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"
@@ -33,7 +33,7 @@ rule publish:
     output:
         directory(f"{RESULTS}/deploy/{{exp}}"),
     params:
-        code=code("workflow.gate"),
+        code=code("workflow.deploy.gate"),
         config=lambda wildcards: cfg.publish_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"

@@ -1,4 +1,4 @@
-# Side environments, built once per machine in a cache keyed by their pinned files (workflow/envs.py).
+# Side environments, built once per machine in a cache keyed by their pinned files (workflow/infra/envs.py).
 # Localrules: compute nodes often have no internet.
 
 
@@ -13,7 +13,7 @@ rule tfjs_env:
     output:
         f"{RESULTS}/envs/tfjs.json",
     params:
-        code=code("workflow.envs"),
+        code=code("workflow.infra.envs"),
     conda:
         "../envs/main.yaml"
     log:
@@ -31,7 +31,7 @@ rule node_env:
     output:
         f"{RESULTS}/envs/node.json",
     params:
-        code=code("workflow.envs"),
+        code=code("workflow.infra.envs"),
     conda:
         "../envs/main.yaml"
     log:

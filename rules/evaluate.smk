@@ -8,7 +8,7 @@ rule evaluate:
     output:
         f"{RUN}/metrics.json",
     params:
-        code=code("workflow.evaluate"),
+        code=code("workflow.evaluate.metrics"),
         config=lambda wildcards: cfg.evaluate_params(CONFIG, wildcards.exp),
     conda:
         "../envs/main.yaml"
@@ -31,7 +31,7 @@ rule manifest:
     output:
         f"{RUN}/manifest.json",
     params:
-        code=code("workflow.manifest"),
+        code=code("workflow.evaluate.manifest"),
         config=lambda wildcards: cfg.manifest_params(CONFIG, wildcards.exp),
         # What train.json must record: the manifest step refuses a model trained with other settings.
         trained_with=lambda wildcards: cfg.train_params(CONFIG, wildcards.exp),

@@ -9,7 +9,7 @@ rule export:
         saved_model=directory(f"{RUN}/saved_model"),
         info=f"{RUN}/export.json",
     params:
-        code=code("workflow.export"),
+        code=code("workflow.deploy.export"),
     conda:
         "../envs/main.yaml"
     envmodules:

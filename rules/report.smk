@@ -22,7 +22,7 @@ rule report:
             caption="../docs/report/figures.rst",
         ),
     params:
-        code=code("workflow.report"),
+        code=code("workflow.evaluate.report"),
         config=cfg.report_params(CONFIG),
         run_dirs=[RUN.format(exp=exp, seed=seed) for exp, seed in cfg.runs(CONFIG)],
     conda:
@@ -49,7 +49,7 @@ rule hparams:
     output:
         directory(f"{RESULTS}/runs/_hparams/{{sweep}}"),
     params:
-        code=code("workflow.hparams"),
+        code=code("workflow.evaluate.hparams"),
         sweep=lambda wildcards: CONFIG["sweeps"][wildcards.sweep],
         run_dirs=sweep_runs,
     conda:

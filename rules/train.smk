@@ -12,7 +12,7 @@ rule pretrained:
     output:
         directory(f"{RESULTS}/pretrained/{{key}}"),
     params:
-        code=code("workflow.hub"),
+        code=code("workflow.train.hub"),
         handle=lambda wildcards: cfg.hub_handle(CONFIG, wildcards.key),
     conda:
         "../envs/main.yaml"
@@ -34,14 +34,14 @@ rule train:
         info=f"{RUN}/train.json",
         tensorboard=directory(f"{RUN}/tensorboard"),
     params:
-        code=code("workflow.launch", "workflow.train", *BUILDER_MODULES),
+        code=code("workflow.train.launch", "workflow.train.trainer", *BUILDER_MODULES),
         # The user's own model builder and augmentation (model.code, train.augment.code) and what they import.
         user_code=lambda wildcards: cfg.train_code(CONFIG, wildcards.exp),
         config=lambda wildcards: cfg.train_params(CONFIG, wildcards.exp),
         checkpoints=f"{RESULTS}/checkpoints/{{exp}}/seed{{seed}}",
     threads: 2
     resources:
-        # From the experiment's `resources.train` (workflow/config.py train_resources): a change
+        # From the experiment's `resources.train` (workflow/config/settings.py train_resources): a change
         # here moves the job, it does not retrain.
         **train_job_resources(),
     conda:

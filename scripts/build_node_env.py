@@ -2,10 +2,10 @@
 
 import os
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.envs import build_node_env
+from workflow.infra.envs import build_node_env
 
 build_node_env(package_dir=os.path.dirname(snakemake.input.package), manifest=snakemake.output[0])

@@ -1,10 +1,10 @@
 """Step `download`: tfds download_and_prepare of one dataset (rules/data.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.datasets import prepare
+from workflow.data.download import prepare
 
 prepare(
     tfds_name=snakemake.params.dataset["tfds_name"],

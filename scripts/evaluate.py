@@ -1,10 +1,10 @@
 """Step `evaluate`: test metrics and the verdict against the target (rules/evaluate.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.evaluate import evaluate
+from workflow.evaluate.metrics import evaluate
 
 evaluate(
     model_path=snakemake.input.model,

@@ -1,10 +1,10 @@
 """Step `export`: SavedModel with a uint8 serving signature, verified (rules/export.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.export import export
+from workflow.deploy.export import export
 
 export(
     model_path=snakemake.input.model,

@@ -1,10 +1,10 @@
 """Step `gate`: bless one run or say why not (rules/deploy.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.gate import gate
+from workflow.deploy.gate import gate
 
 gate(
     parity_path=snakemake.input.parity,

@@ -1,10 +1,10 @@
 """Step `hparams`: TensorBoard's HParams sessions of one sweep's runs (rules/report.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.hparams import write_sweep_hparams
+from workflow.evaluate.hparams import write_sweep_hparams
 
 write_sweep_hparams(
     sweep=snakemake.wildcards.sweep,

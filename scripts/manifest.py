@@ -1,10 +1,10 @@
 """Step `manifest`: what produced one run, for reproductions (rules/evaluate.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.manifest import write_manifest
+from workflow.evaluate.manifest import write_manifest
 
 write_manifest(
     train_path=snakemake.input.train,

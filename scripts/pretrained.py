@@ -1,9 +1,9 @@
 """Step `pretrained`: a TF Hub / Kaggle Models handle fetched into a SavedModel folder (rules/train.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.hub import fetch
+from workflow.train.hub import fetch
 
 fetch(handle=snakemake.params.handle, output_dir=snakemake.output[0])

@@ -1,11 +1,11 @@
 """Step `publish`: a blessed run into results/deploy/<experiment>/ (rules/deploy.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.formats import FORMATS
-from workflow.gate import publish
+from workflow.deploy.formats import FORMATS
+from workflow.deploy.gate import publish
 
 publish(
     verdict_path=snakemake.input.verdict,

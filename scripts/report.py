@@ -1,10 +1,10 @@
 """Step `report`: the reproduction tables and figures of all experiments and seeds (rules/report.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.report import write_report
+from workflow.evaluate.report import write_report
 
 write_report(
     run_dirs=snakemake.params.run_dirs,

@@ -1,10 +1,10 @@
 """Step `tfjs`: SavedModel -> TF.js graph model with the pinned converter (rules/convert.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.tfjs import convert_tfjs
+from workflow.deploy.tfjs import convert_tfjs
 
 convert_tfjs(
     saved_model_dir=snakemake.input.saved_model,

@@ -1,10 +1,10 @@
 """Step `tflite`: every TFLite variant of the SavedModel, in one folder (rules/convert.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.tflite import convert_tflite_variants
+from workflow.deploy.tflite import convert_tflite_variants
 
 convert_tflite_variants(
     saved_model_dir=snakemake.input.saved_model,

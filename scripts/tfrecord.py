@@ -1,10 +1,10 @@
 """Step `tfrecord`: prepared tfds dataset -> TFRecord shards and spec.json (rules/data.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.tfrecord import convert
+from workflow.data.tfrecord import convert
 
 convert(
     manifest_path=snakemake.input.manifest,

@@ -1,14 +1,14 @@
 """Step `train`: one experiment and seed, one process or one per worker (rules/train.smk)."""
 
-from workflow.logs import log_to_file
+from workflow.infra.logs import log_to_file
 
 log_to_file(snakemake.log[0])
 
-from workflow.config import train_runtime
-from workflow.launch import run_training
+from workflow.config.settings import train_runtime
+from workflow.train.launch import run_training
 
 run_training(
-    launcher=snakemake.resources.get("mpi", ""),  # absent for one worker (workflow/config.py)
+    launcher=snakemake.resources.get("mpi", ""),  # absent for one worker (workflow/config/settings.py)
     cpus_per_task=int(snakemake.resources.cpus_per_task),
     shards_dir=snakemake.input.shards,
     init_model_path=(snakemake.input.init_model or [None])[0],  # model.init_from, when set

@@ -38,7 +38,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def digits_prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """sklearn_digits prepared by the real tfds download_and_prepare path."""
-    from workflow.datasets import prepare
+    from workflow.data.download import prepare
 
     folder = tmp_path_factory.mktemp("digits")
     manifest = folder / "prepared.json"
@@ -49,7 +49,7 @@ def digits_prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def digits_shards(digits_prepared: dict[str, str]) -> str:
     """The digits dataset as the project's TFRecord shards (train 3, validation 1, test 2)."""
-    from workflow.tfrecord import convert
+    from workflow.data.tfrecord import convert
 
     output = pathlib.Path(digits_prepared["folder"]) / "shards"
     convert(
@@ -63,7 +63,8 @@ def digits_shards(digits_prepared: dict[str, str]) -> str:
 
 @pytest.fixture()
 def train_in_subprocess(digits_shards: str, tmp_path: pathlib.Path):
-    """Run workflow.train.train in a fresh process (strategies and policies are process-global); return train.json."""
+    """Run workflow.train.trainer.train in a fresh process (strategies and policies are process-global); return
+    train.json."""
     import json
     import subprocess
 

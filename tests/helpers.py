@@ -34,14 +34,14 @@ def with_change(path: str, value: object) -> dict:
 
 def train_params(**train_overrides: object) -> dict:
     """Complete model and train sections for a small MLP, as the config loader would produce them."""
-    from workflow import config as cfg
+    from workflow.config import settings as cfg
 
     return cfg.train_params(cfg.load_config(_small_mlp(train=train_overrides)), "e")
 
 
 def runtime_params(**runtime_overrides: object) -> dict:
     """A complete `runtime` section (checkpoints, batches per call, TPU) with the overrides."""
-    from workflow import config as cfg
+    from workflow.config import settings as cfg
 
     return cfg.train_runtime(cfg.load_config(_small_mlp(runtime=runtime_overrides)), "e")
 
@@ -61,7 +61,7 @@ def _small_mlp(train: dict | None = None, runtime: dict | None = None) -> dict:
 
 
 def train_command(folder: pathlib.Path, shards: str, params: dict, seed: int = 0, **extra: object) -> list[str]:
-    """A command running workflow.train.train in a fresh process (strategies and policies are process-global),
+    """A command running workflow.train.trainer.train in a fresh process (strategies and policies are process-global),
     its outputs in `folder`, logging at INFO; `extra`: train()'s other arguments (runtime_settings, ...)."""
     import json
 
@@ -77,7 +77,7 @@ def train_command(folder: pathlib.Path, shards: str, params: dict, seed: int = 0
         **extra,
     }
     program = (
-        "import json, logging; logging.basicConfig(level=logging.INFO); from workflow.train import train; "
+        "import json, logging; logging.basicConfig(level=logging.INFO); from workflow.train.trainer import train; "
         f"train(**json.loads({json.dumps(arguments)!r}))"
     )
     return [sys.executable, "-c", program]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from workflow.augment import augment_batch, random_shift
+from workflow.data.augment import augment_batch, random_shift
 
 
 def batch(size: int = 16, height: int = 8, width: int = 8, channels: int = 3) -> np.ndarray:

@@ -13,9 +13,9 @@ import keras
 import pytest
 from helpers import copy_repository, require_mnist, snakemake
 
-from workflow import datasets
-from workflow.export import write_saved_model
-from workflow.tflite import convert_tflite
+from workflow.data import download
+from workflow.deploy.export import write_saved_model
+from workflow.deploy.tflite import convert_tflite
 
 RUN = "results/runs/digits_mlp/seed0"
 
@@ -30,7 +30,7 @@ def test_raw_file_with_one_flipped_byte_fails_its_checksum_by_name(tmp_path, rel
     damaged.write_bytes(bytes(content))
 
     with pytest.raises(Exception, match="wrong checksum") as caught:
-        datasets.prepare(tfds_name="mnist", manual_dir=str(manual), data_dir=str(tmp_path / "tfds"),
+        download.prepare(tfds_name="mnist", manual_dir=str(manual), data_dir=str(tmp_path / "tfds"),
                          manifest=str(tmp_path / "prepared.json"))  # fmt: skip
 
     assert str(damaged) in str(caught.value)

@@ -20,7 +20,7 @@ import bare_workflow  # noqa: E402
 from dag_scale import scaled_config  # noqa: E402
 from step_startup import import_lines, step_scripts  # noqa: E402
 
-from workflow.config import load_config, load_yaml  # noqa: E402
+from workflow.config.settings import load_config, load_yaml  # noqa: E402
 
 
 @pytest.mark.parametrize(("experiments", "sweep"), [(None, False), (3, False), (3, True)])
@@ -56,7 +56,7 @@ def test_step_startup_finds_every_scripted_rule():
     scripts = step_scripts(REPO)
 
     assert set(STEP_RULES) <= set(scripts)
-    assert "from workflow.report import write_report" in import_lines(scripts["report"])
+    assert "from workflow.evaluate.report import write_report" in import_lines(scripts["report"])
 
 
 @pytest.mark.parametrize("step", ["manifest", "report", "gate", "publish"])

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from helpers import MINIMAL, REPO, snakemake, with_change
 
-from workflow import config as cfg
-from workflow import formats
-from workflow.gate import NEXT_TO_THE_MODEL
+from workflow.config import settings as cfg
+from workflow.deploy import formats
+from workflow.deploy.gate import NEXT_TO_THE_MODEL
 
 
 def test_defaults_are_filled_everywhere():
@@ -162,7 +162,7 @@ def test_parity_budgets_cover_exactly_the_produced_formats():
 
 
 def test_the_schema_and_the_formats_agree():
-    """Each deployment format of workflow/formats.py has its `convert.<name>` section and a budget for each model
+    """Each deployment format of workflow/deploy/formats.py has its `convert.<name>` section and a budget for each model
     it writes, and the schema has no section or budget of a format that is not in the list."""
     schema = cfg.load_schema()["$defs"]
     budgets = schema["parity"]["properties"]["budgets"]["properties"]

@@ -2,7 +2,7 @@
 
 The repository is copied to a temporary folder and run there (jobs import the copy through
 PYTHONPATH), so a test can edit a workflow/ module without touching the checkout. The side
-environments are built once per machine in the shared cache (workflow/envs.py).
+environments are built once per machine in the shared cache (workflow/infra/envs.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import yaml
 from helpers import CHROMIUM_ARGS, STEP_RULES, copy_repository, planned_jobs, require_tool, snakemake
 
-from workflow.gate import gate, publish
+from workflow.deploy.gate import gate, publish
 
 pytestmark = pytest.mark.dag
 RUNS = ("digits_mlp/seed0", "digits_cnn/seed0")
@@ -165,8 +165,8 @@ def test_saved_model_cli_run_gives_the_saved_models_predictions(finished, tmp_pa
     """`saved_model_cli run` on the published model, with 16 test images, returns what the SavedModel predicts."""
     import sys
 
-    from workflow.export import predict_saved_model
-    from workflow.pipeline import load_arrays
+    from workflow.data.pipeline import load_arrays
+    from workflow.deploy.export import predict_saved_model
 
     published = finished / "results/deploy/digits_cnn/digits_cnn/1"
     images = load_arrays(str(finished / "results/datasets/digits/shards"), "test", limit=16)["images"]
@@ -274,25 +274,26 @@ def planned_after_editing(finished: pathlib.Path, module_name: str) -> dict[str,
 
 
 def test_editing_a_module_reruns_its_steps(finished):
-    """Editing workflow/evaluate.py reruns evaluate and what reads metrics.json (manifest, gate, publish, report)."""
-    planned = planned_after_editing(finished, "evaluate.py")
+    """Editing workflow/evaluate/metrics.py reruns evaluate and what reads metrics.json (manifest, gate, publish,
+    report)."""
+    planned = planned_after_editing(finished, "evaluate/metrics.py")
 
     assert planned == {"evaluate": 2, "manifest": 2, "gate": 2, "publish": 2, "report": 1, "all": 1}
 
 
 def test_editing_a_builder_the_trainer_reaches_through_the_catalog_reruns_training(finished):
-    """The trainer imports the table and forest builders by name from workflow/catalog.py (no import statement
+    """The trainer imports the table and forest builders by name from workflow/models/catalog.py (no import statement
     shows them): the train rule names their modules, so editing forests.py reruns training and what follows."""
-    planned = planned_after_editing(finished, "forests.py")
+    planned = planned_after_editing(finished, "models/forests.py")
 
     assert planned["train"] == 2 and planned["evaluate"] == 2, planned
 
 
 def test_the_formats_decisions_rerun_parity_and_what_follows_but_no_conversion(finished):
-    """workflow/formats.py (which models each format writes, what a model cannot take) is the DAG's and parity's:
+    """workflow/deploy/formats.py (which models each format writes, what a model cannot take) is the DAG's and parity's:
     editing it reruns parity, the gate and what reads them, not the conversions; turning TF.js off drops its
     job from the plan and its model from parity's inputs."""
-    planned = planned_after_editing(finished, "formats.py")
+    planned = planned_after_editing(finished, "deploy/formats.py")
 
     assert planned == {"parity": 2, "gate": 2, "publish": 2, "report": 1, "all": 1}, planned
 
@@ -305,7 +306,7 @@ def test_the_formats_decisions_rerun_parity_and_what_follows_but_no_conversion(f
 
 def test_touching_a_module_without_changing_it_reruns_nothing(finished):
     """The code param is a digest of content: a checkout or `touch` that keeps the bytes reruns nothing."""
-    module = finished / "workflow" / "models.py"
+    module = finished / "workflow" / "models" / "images.py"
     stat = module.stat()
     module.touch()
     try:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from helpers import runtime_params, train_command, train_params
 
-from workflow.checkpoint import PREVIOUS, STATE, Checkpoint, Progress
+from workflow.train.checkpoint import PREVIOUS, STATE, Checkpoint, Progress
 
 
 def flip_middle_byte(path: pathlib.Path, offset: int | None = None) -> None:
@@ -42,7 +42,7 @@ def middle_of_largest_array(npz: pathlib.Path) -> int:
 def run_train(
     folder: pathlib.Path, shards: str, params: dict, runtime: dict | None = None, **environment: str
 ) -> subprocess.CompletedProcess:
-    """workflow.train.train in a fresh process, logging at INFO; the finished process (not checked)."""
+    """workflow.train.trainer.train in a fresh process, logging at INFO; the finished process (not checked)."""
     command = train_command(folder, shards, params, runtime_settings=runtime)
     env = {**os.environ, **environment}
     return subprocess.run(command, capture_output=True, text=True, check=False, env=env)
@@ -133,8 +133,8 @@ def test_train_that_fails_before_its_first_checkpoint_leaves_no_checkpoint_folde
 def test_truncated_model_keras_is_named_as_damaged_with_how_to_rebuild_it(digits_shards, tmp_path, reliability):
     """A model.keras cut to half its size: evaluate fails naming the file, its size, that it is damaged
     or incomplete, and the rerun of its train step that rebuilds it (Keras itself says "File not found")."""
-    from workflow.evaluate import evaluate
-    from workflow.models import DamagedModelError, build_model
+    from workflow.evaluate.metrics import evaluate
+    from workflow.models.images import DamagedModelError, build_model
 
     path = tmp_path / "model.keras"
     build_model({"name": "mlp", "hidden_units": [8]}, (8, 8, 1), 10).save(path)
@@ -157,7 +157,7 @@ def test_truncated_model_keras_is_named_as_damaged_with_how_to_rebuild_it(digits
 def test_corrupted_prepared_tfds_file_is_named_with_the_folder_to_delete(digits_prepared, tmp_path, reliability):
     """A flipped byte in a prepared tfds train file: the tfrecord step fails naming that file and the
     prepared dataset folder to delete (tfds alone says only "corrupted record at <offset>")."""
-    from workflow.tfrecord import DamagedDatasetError, convert
+    from workflow.data.tfrecord import DamagedDatasetError, convert
 
     shutil.copytree(pathlib.Path(digits_prepared["folder"]) / "tfds", tmp_path / "tfds")
     manifest = json.loads(pathlib.Path(digits_prepared["manifest"]).read_text())

@@ -10,8 +10,8 @@ import time
 import pytest
 from helpers import require_mnist
 
-import workflow.datasets as datasets
-from workflow.atomic import read_json
+from workflow.data import download as datasets
+from workflow.infra.atomic import read_json
 
 
 def test_digits_builder_prepares_through_tfds(digits_prepared):

@@ -9,14 +9,14 @@ import sys
 import pytest
 from helpers import train_params
 
-from workflow.distribute import (
+from workflow.evaluate.metrics import evaluate
+from workflow.train.distribute import (
     mirrored_replicas,
     resolve_strategy_name,
     slurm_port_base,
     slurm_tasks,
     tpu_resolver_arguments,
 )
-from workflow.evaluate import evaluate
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_two_local_workers_form_one_cluster_and_match_one_worker(digits_shards, 
             workers=workers, epochs=8, batch_size=64, optimizer={"name": "adam", "learning_rate": 0.01}
         )
         program = (
-            "import json, sys; from workflow.launch import run_training; "
+            "import json, sys; from workflow.train.launch import run_training; "
             "run_training(launcher='', **json.loads(sys.argv[1]))"
         )
         arguments = {
@@ -126,7 +126,7 @@ def test_slurm_ports_differ_between_jobs():
 def test_each_local_worker_gets_a_gpu_of_its_own(tmp_path):
     """The local launcher's GPU per worker: from CUDA_VISIBLE_DEVICES where set, else nvidia-smi's list (a
     stand-in script here: what is tested is the assignment, not the driver); none on a CPU machine."""
-    from workflow.launch import visible_gpus, worker_gpus
+    from workflow.train.launch import visible_gpus, worker_gpus
 
     smi = tmp_path / "nvidia-smi"
     smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-aa)'\necho 'GPU 1: NVIDIA H200 (UUID: GPU-bb)'\n")
@@ -147,7 +147,7 @@ def test_each_local_worker_gets_a_gpu_of_its_own(tmp_path):
 def test_mixed_precision_is_bfloat16_where_the_gpu_has_it_and_float16_keeps_xla_only_on_one_replica():
     """bfloat16 on CPUs and Ampere-or-later GPUs (no loss scaling); float16 on older ones, where XLA is turned
     off under a strategy (Keras 3.15's loss scaling fails there with XLA, measured on the H200 with float16)."""
-    from workflow.train import precision_policy, use_xla
+    from workflow.train.trainer import precision_policy, use_xla
 
     assert precision_policy([]) == "mixed_bfloat16"
     assert precision_policy([(9, 0)]) == precision_policy([(8, 0), (9, 0)]) == "mixed_bfloat16"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workflow.targets import verdict
-from workflow.task import classification_metrics
+from workflow.evaluate.targets import verdict
+from workflow.models.task import classification_metrics
 
 
 def test_metrics_from_known_predictions():
@@ -53,7 +53,7 @@ def test_no_target_no_verdict():
 
 def test_regression_metrics_are_the_textbook_ones():
     """MSE (also the loss), its root, MAE and R^2 of predictions against targets."""
-    from workflow.task import regression_metrics
+    from workflow.models.task import regression_metrics
 
     metrics = regression_metrics(np.array([1.0, 2.0, 5.0], np.float32), np.array([1.0, 3.0, 3.0], np.float32))
 

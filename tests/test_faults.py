@@ -18,7 +18,7 @@ import pytest
 import yaml
 from helpers import copy_repository, planned_jobs, snakemake, without_slurm_client
 
-from workflow.atomic import KILL_BEFORE_RENAME
+from workflow.infra.atomic import KILL_BEFORE_RENAME
 
 pytestmark = pytest.mark.dag
 RUN = "results/runs/digits_mlp/seed0"

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from helpers import copy_repository, planned_jobs, require_mnist, snakemake, train_params
 
-from workflow import config as cfg
-from workflow.export import write_saved_model
-from workflow.finetune import frozen_layers, transfer_weights
-from workflow.models import build_model
+from workflow.config import settings as cfg
+from workflow.deploy.export import write_saved_model
+from workflow.models.images import build_model
+from workflow.train.finetune import frozen_layers, transfer_weights
 
 
 def saved(model: keras.Model, folder, name: str = "source.keras") -> str:
@@ -138,7 +138,7 @@ def test_a_hub_handle_is_fetched_by_its_own_step_and_fine_tuning_copies_from_it(
     plans the `pretrained` step as an input of training; fetching unpacks it; layers copy from it."""
     import tarfile
 
-    from workflow.hub import fetch, handle_key
+    from workflow.train.hub import fetch, handle_key
 
     keras.utils.set_random_seed(0)
     source = build_model({"name": "cnn", "filters": [4, 8]}, [8, 8, 1], 10)
@@ -166,7 +166,7 @@ def test_a_hub_handle_is_fetched_by_its_own_step_and_fine_tuning_copies_from_it(
 
 
 def test_an_unreachable_hub_handle_fails_fast_by_name(tmp_path):
-    from workflow.hub import fetch
+    from workflow.train.hub import fetch
 
     with pytest.raises(ConnectionError, match="cannot reach 127.0.0.1 .*the pretrained step is a localrule"):
         fetch(handle="https://127.0.0.1:9/model.tar.gz", output_dir=str(tmp_path / "out"))

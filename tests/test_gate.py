@@ -10,12 +10,12 @@ import keras
 import numpy as np
 import pytest
 
-from workflow.export import write_saved_model
-from workflow.features import scale_images
-from workflow.gate import gate, publish
-from workflow.parity import measure_parity
-from workflow.pipeline import load_arrays
-from workflow.tflite import FlexOpsError, convert_tflite, flex_ops_in
+from workflow.data.features import scale_images
+from workflow.data.pipeline import load_arrays
+from workflow.deploy.export import write_saved_model
+from workflow.deploy.gate import gate, publish
+from workflow.deploy.parity import measure_parity
+from workflow.deploy.tflite import FlexOpsError, convert_tflite, flex_ops_in
 
 BUDGETS = {  # the defaults of configs/schema.yaml
     "float32": {"max_abs_diff": 1e-4, "min_top1_agreement": 1.0, "max_accuracy_drop": None},

@@ -18,11 +18,11 @@ import pytest
 import yaml
 from helpers import MINIMAL, REPO, copy_repository, planned_jobs, snakemake, with_change
 
-from workflow import config as cfg
-from workflow.atomic import write_json
-from workflow.gate import judge_format
-from workflow.manifest import check_trained_with
-from workflow.targets import verdict
+from workflow.config import settings as cfg
+from workflow.deploy.gate import judge_format
+from workflow.evaluate.manifest import check_trained_with
+from workflow.evaluate.targets import verdict
+from workflow.infra.atomic import write_json
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from workflow.pipeline import load_inputs
-from workflow.tflite import predict_tflite
+from workflow.data.pipeline import load_inputs
+from workflow.deploy.tflite import predict_tflite
 
 pytestmark = pytest.mark.dag
 RUN = "results/runs/digits_cnn/seed0"

@@ -42,6 +42,21 @@ def test_mypy_is_clean():
     assert result.returncode == 0, result.stdout[-4000:]
 
 
+ROLES = {"config", "data", "models", "train", "evaluate", "deploy", "infra"}  # docs/architecture.md
+
+
+def test_the_package_is_in_subpackages_by_role_with_empty_inits():
+    """workflow/ holds only its role subpackages, and every __init__.py is empty: a step's code digest takes in
+    each package it imports from (workflow/infra/codedeps.py), so code there would rerun every step below it."""
+    package = REPO / "workflow"
+    top = {path.name for path in package.iterdir() if path.name != "__pycache__"}
+    inits = [path for path in package.rglob("__init__.py") if path.read_text().strip()]
+
+    assert top == ROLES | {"__init__.py"}, top ^ (ROLES | {"__init__.py"})
+    assert inits == [], [str(path.relative_to(REPO)) for path in inits]
+    assert all((package / role / "__init__.py").is_file() for role in ROLES)
+
+
 MAX_FUNCTION_LINES = 50  # issue "Open the design": a function reads on one screen, or it is cut into sections
 
 

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from workflow.features import scale_images
-from workflow.models import build_model
+from workflow.data.features import scale_images
+from workflow.models.images import build_model
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_resnet_depth_must_be_6n_plus_2():
 
 def test_scaled_tanh_maps_plus_and_minus_one_to_themselves():
     """LeCun et al. 1998, appendix A: the constants are chosen so that f(1) = 1 and f(-1) = -1."""
-    from workflow.models import ScaledTanh
+    from workflow.models.images import ScaledTanh
 
     values = ScaledTanh()(np.array([[-1.0, 0.0, 1.0]], dtype="float32")).numpy()
     np.testing.assert_allclose(values, [[-1.0, 0.0, 1.0]], atol=2e-4)
@@ -109,8 +109,8 @@ def test_the_config_refuses_exactly_the_cnns_keras_cannot_build_on_8x8_digits(fi
     """config._check_cnn_fits mirrors build_cnn's arithmetic, so a misfit is refused before any (Slurm) job."""
     from helpers import with_change
 
-    from workflow import config as cfg
-    from workflow.models import build_cnn
+    from workflow.config import settings as cfg
+    from workflow.models.images import build_cnn
 
     config = with_change("experiments.exp.model", {"name": "cnn", "filters": filters})
     if fits:

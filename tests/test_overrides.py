@@ -73,7 +73,7 @@ def test_how_and_where_training_runs_reruns_nothing(finished, override):
 def test_the_node_count_is_not_part_of_the_train_steps_params():
     """resources.train.nodes needs several workers (one per node at most), whose finished run is too costly
     for a dry run here: the train step's params, its cache key, are the same for 1 and 2 nodes."""
-    from workflow import config as cfg
+    from workflow.config import settings as cfg
 
     def params(nodes: int) -> dict:
         config = with_change("experiments.exp.train", {"workers": 2})

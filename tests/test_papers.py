@@ -10,7 +10,7 @@ import pytest
 import yaml
 from helpers import REPO, SHARED_MNIST, copy_repository, planned_jobs, require_mnist, snakemake
 
-from workflow import config as cfg
+from workflow.config import settings as cfg
 
 pytestmark = pytest.mark.dag
 PAPERS = sorted((REPO / "configs" / "papers").glob("*.yaml"))

@@ -43,7 +43,7 @@ def test_readme_request_is_a_test_image_the_saved_model_classifies_right(finishe
     curl lines point at the published model."""
     import tensorflow as tf
 
-    from workflow.pipeline import load_arrays
+    from workflow.data.pipeline import load_arrays
 
     snippet = serving_snippet()
     body = request_body(snippet)

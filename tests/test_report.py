@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from helpers import CHROMIUM_ARGS, require_tool
 
-from workflow.report import curve_steps, format_number, parity_summary, write_report
+from workflow.evaluate.report import curve_steps, format_number, parity_summary, write_report
 
 RUNS = (("digits_mlp", 0), ("digits_cnn", 0))
 # A minus sign on a zero: "-0", "-0.00", "-0.0000" (not "-0.0273", nor an exponent's "e-07").
@@ -339,7 +339,8 @@ def _read(finished: pathlib.Path, experiment: str, seed: int, name: str) -> dict
     return json.loads((finished / f"results/runs/{experiment}/seed{seed}/{name}").read_text())
 
 
-# Formats-table column -> (parity.json key, kind): the unprefixed keys are the golden batch's (workflow/parity.py).
+# Formats-table column -> (parity.json key, kind): the unprefixed keys are the golden batch's
+# (workflow/deploy/parity.py).
 FROM_PARITY = {
     "accuracy (whole test split)": ("test_accuracy", "metric"),
     "max abs diff (whole test split)": ("test_max_abs_diff", "diff"),

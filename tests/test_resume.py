@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from helpers import runtime_params, train_command, train_params
 
-from workflow.checkpoint import Checkpoint, Progress
-from workflow.evaluate import evaluate
+from workflow.evaluate.metrics import evaluate
+from workflow.train.checkpoint import Checkpoint, Progress
 
 # An MLP with dropout, so the dropout seed-generator state must be restored too; 81 batches per
 # epoch and a checkpoint every 10 batches, so kills land between checkpoints.

@@ -325,7 +325,7 @@ SITE_RUNS = {"datasets": DIGITS, "experiments": {
     "digits_stop": {"dataset": "digits", "model": {"name": "mlp", "hidden_units": [512, 512]},
                     "train": {"epochs": 12, "batch_size": 8, "optimizer": {"name": "adam", "learning_rate": 0.0003}}},
     # A table model on images: the train job fails on its shards every time. (A CNN too deep for 8x8 digits
-    # would be refused before any job: workflow/config.py knows that dataset's image size.)
+    # would be refused before any job: workflow/config/settings.py knows that dataset's image size.)
     "digits_misfit": {"dataset": "digits", "model": {"name": "linear"}, "train": {"epochs": 2}},
 }}  # fmt: skip
 
@@ -390,7 +390,7 @@ def test_site_profile_and_a_plain_scancel_is_retried(site_repo):
 
 def test_a_deterministic_error_is_not_resubmitted(site_repo):
     """A model that cannot fit its data fails once, as one Slurm job: no second queue wait. The error
-    shows the log's last lines, and `python -m workflow.slurm_jobs list` names the rule and state."""
+    shows the log's last lines, and `python -m workflow.infra.slurm_jobs list` names the rule and state."""
     folder = site_repo["folder"]
     since = now()
     process = site_snakemake(site_repo, "results/runs/digits_misfit/seed0/train.json")
@@ -401,7 +401,7 @@ def test_a_deterministic_error_is_not_resubmitted(site_repo):
     assert "results/logs/train/digits_misfit/seed0.log" in output
     trains = [row for row in wait_for_sacct(since, 1) if row["Comment"].startswith("rule_train")]
     assert [row["State"].split()[0] for row in trains] == ["FAILED"], trains
-    listing = subprocess.run([sys.executable, "-m", "workflow.slurm_jobs", "list"], cwd=folder,
+    listing = subprocess.run([sys.executable, "-m", "workflow.infra.slurm_jobs", "list"], cwd=folder,
                              env=site_repo["env"], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert listing.returncode == 0, listing.stderr
     line = next(line for line in listing.stdout.splitlines() if line.startswith(trains[0]["JobID"]))
@@ -410,13 +410,13 @@ def test_a_deterministic_error_is_not_resubmitted(site_repo):
 
 
 def test_cancel_command_cancels_what_a_run_left(site_repo):
-    """`python -m workflow.slurm_jobs cancel RUN_ID` scancels the run's queued and running jobs, and no other."""
+    """`python -m workflow.infra.slurm_jobs cancel RUN_ID` scancels the run's queued and running jobs, and no other."""
     run_id = "leftover-run"
     ours = [slurm_command("sbatch", "--parsable", "-J", run_id, "-p", "cpu", "--wrap", "sleep 300").strip()
             for _ in range(2)]  # fmt: skip
     other = slurm_command("sbatch", "--parsable", "-J", "another-run", "-p", "cpu", "--wrap", "sleep 300").strip()
     try:
-        result = subprocess.run([sys.executable, "-m", "workflow.slurm_jobs", "cancel", run_id],
+        result = subprocess.run([sys.executable, "-m", "workflow.infra.slurm_jobs", "cancel", run_id],
                                 cwd=site_repo["folder"], env=site_repo["env"], capture_output=True, text=True,
                                 timeout=60)  # fmt: skip
         assert result.returncode == 0, result.stderr

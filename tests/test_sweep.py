@@ -17,8 +17,8 @@ import pytest
 import yaml
 from helpers import REPO, copy_repository, planned_jobs, snakemake
 
-from workflow.config import ConfigError, load_config, load_yaml
-from workflow.sweep import expand_sweeps, point_name
+from workflow.config.settings import ConfigError, load_config, load_yaml
+from workflow.config.sweep import expand_sweeps, point_name
 
 DEFAULT = load_yaml(REPO / "configs" / "default.yaml")
 
@@ -183,12 +183,12 @@ def post_json(url: str, body: dict) -> dict:
 
 
 def test_compare_names_the_keys_that_differ_and_how_each_metric_changed(finished, tmp_path):
-    """python -m workflow.compare on the default's two runs: model.name differs, accuracy's change is B - A."""
+    """python -m workflow.evaluate.compare on the default's two runs: model.name differs, accuracy's change is B - A."""
     a, b = (finished / "results" / "runs" / name / "seed0" for name in ("digits_mlp", "digits_cnn"))
 
     def compare(*args: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        command = [sys.executable, "-m", "workflow.compare", *args]
+        command = [sys.executable, "-m", "workflow.evaluate.compare", *args]
         return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
 
     result = json.loads(compare(str(a), str(b), "--json").stdout)

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from helpers import copy_repository, planned_jobs, snakemake
 
-from workflow import config as cfg
-from workflow.formats import TFLITE_FLEX_OPS, skipped_conversions
-from workflow.shards import Label, Spec
+from workflow.config import settings as cfg
+from workflow.data.shards import Label, Spec
+from workflow.deploy.formats import TFLITE_FLEX_OPS, skipped_conversions
 
 PENGUINS_FEATURES = {
     "island": {"type": "string_categorical", "embedding_dim": 3},
@@ -41,7 +41,7 @@ def penguins_csv() -> pathlib.Path:
 
 
 def test_a_csv_becomes_typed_columns_and_rows_with_missing_values_are_dropped():
-    from workflow.datasets.csv_table import read_table
+    from workflow.data.datasets.csv_table import read_table
 
     columns, classes, labels, dropped = read_table(str(penguins_csv()), "species")
 
@@ -55,7 +55,7 @@ def test_a_csv_becomes_typed_columns_and_rows_with_missing_values_are_dropped():
 
 
 def test_a_csv_regression_target_is_a_float_column():
-    from workflow.datasets.csv_table import read_table
+    from workflow.data.datasets.csv_table import read_table
 
     columns, classes, labels, _ = read_table(str(penguins_csv()), "body_mass_g", "regression")
 
@@ -72,7 +72,7 @@ def test_a_csv_regression_target_is_a_float_column():
     ],
 )
 def test_a_bad_csv_is_named(tmp_path, label, path, message):
-    from workflow.datasets.csv_table import read_table
+    from workflow.data.datasets.csv_table import read_table
 
     with pytest.raises((ValueError, FileNotFoundError), match=re.escape(message)):
         read_table(str(tmp_path / path) if path else str(penguins_csv()), label)
@@ -90,7 +90,7 @@ def test_a_bad_csv_is_named(tmp_path, label, path, message):
     ],
 )  # fmt: skip
 def test_feature_settings_name_the_bad_key(features, crosses, message):
-    from workflow.tables import feature_settings
+    from workflow.models.tables import feature_settings
 
     columns = {"island": {"dtype": "string"}, "mass": {"dtype": "float32"}}
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -109,7 +109,7 @@ def test_feature_settings_name_the_bad_key(features, crosses, message):
     ],
 )
 def test_a_model_for_other_data_is_refused_by_name(model, features, message):
-    from workflow.train import check_model_fits_data
+    from workflow.train.trainer import check_model_fits_data
 
     with pytest.raises(ValueError, match=re.escape(message)):
         spec = Spec.from_json({"features": {**features, "label": {"dtype": "int64", "num_classes": 2}}, "splits": {}})
@@ -117,7 +117,7 @@ def test_a_model_for_other_data_is_refused_by_name(model, features, message):
 
 
 def test_the_star_stands_for_every_column_not_listed():
-    from workflow.tables import feature_settings
+    from workflow.models.tables import feature_settings
 
     columns = {"a": {"dtype": "float32"}, "b": {"dtype": "float32"}, "c": {"dtype": "string"}}
     settings = feature_settings({"features": {"*": "float", "c": {"type": "string_hashed", "num_bins": 4}}}, columns)
@@ -158,7 +158,7 @@ def test_the_forest_layer_reproduces_ydf(learner, bundle):
     import sklearn.datasets
     import ydf
 
-    from workflow.forests import build_forest_model, forest_arrays, ydf_outputs
+    from workflow.models.forests import build_forest_model, forest_arrays, ydf_outputs
 
     features, labels = getattr(sklearn.datasets, bundle)(return_X_y=True)
     names = [f"column_{index:02d}" for index in range(features.shape[1])]
@@ -303,7 +303,7 @@ def test_the_served_model_takes_raw_columns_with_its_preprocessing_inside(tables
     Keras model's probabilities; saved_model_cli shows the typed inputs."""
     import tensorflow as tf
 
-    from workflow.models import load_trained_model
+    from workflow.models.images import load_trained_model
 
     run = tables["folder"] / "results/runs/penguins_wide_deep/seed0"
     rows = {
@@ -334,12 +334,12 @@ def test_the_served_model_takes_raw_columns_with_its_preprocessing_inside(tables
 def test_allow_flex_converts_a_lookup_model_that_parity_then_reports_as_unmeasured(tables, tmp_path):
     """With allow_flex the FeatureSpace model converts with TF Select ops; Python's LiteRT cannot run
     them, so parity records it as not measured, with why, and the gate does not bless it."""
-    from workflow.gate import judge_format
-    from workflow.parity import measure_parity
+    from workflow.deploy.gate import judge_format
+    from workflow.deploy.parity import measure_parity
 
     folder = tables["folder"]
     run, shards = folder / "results/runs/penguins_wide_deep/seed0", str(folder / "results/datasets/penguins/shards")
-    from workflow.tflite import convert_tflite
+    from workflow.deploy.tflite import convert_tflite
 
     tflite = tmp_path / "tflite/float32.tflite"
     tflite.parent.mkdir()
@@ -385,14 +385,14 @@ def test_table_configs_load():
 
 @pytest.mark.parametrize("kind", ["float_normalized", *sorted(TFLITE_FLEX_OPS)])
 def test_the_tflite_ops_each_feature_type_needs_are_what_the_plan_says(tmp_path, kind):
-    """The conversion plan's table (workflow/formats.py) against the real converter: a one-feature
+    """The conversion plan's table (workflow/deploy/formats.py) against the real converter: a one-feature
     FeatureSpace model per type is refused naming exactly the TF Select ops the plan lists; a
     normalized number converts to builtins."""
     import tensorflow as tf
 
-    from workflow.export import write_saved_model
-    from workflow.tables import build_table_model
-    from workflow.tflite import FlexOpsError, convert_tflite, flex_ops_needed
+    from workflow.deploy.export import write_saved_model
+    from workflow.deploy.tflite import FlexOpsError, convert_tflite, flex_ops_needed
+    from workflow.models.tables import build_table_model
 
     values = {"n": np.arange(40, dtype=np.float32), "i": np.arange(40) % 4, "s": np.array(["a", "b"] * 20)}
     columns = {"n": {"dtype": "float32"}, "i": {"dtype": "int64"}, "s": {"dtype": "string"}}

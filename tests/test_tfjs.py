@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from helpers import CHROMIUM_ARGS, require_tool
 
-from workflow.tfjs import DEMO_PAGE, describe_run, fill_demo_page, unfuse_unsupported_activations
+from workflow.deploy.tfjs import DEMO_PAGE, describe_run, fill_demo_page, unfuse_unsupported_activations
 
 
 def encoded(*names: str) -> list[str]:
@@ -174,8 +174,8 @@ def open_demo(url: str, init_script: str | None = None, act: Callable[[Any], Any
 @pytest.fixture(scope="module")
 def saved_model_says(finished) -> Callable[[str], dict[str, Any]]:
     """experiment -> the test split (images, labels) and the published SavedModel's probabilities on it."""
-    from workflow.export import predict_saved_model
-    from workflow.pipeline import load_arrays
+    from workflow.data.pipeline import load_arrays
+    from workflow.deploy.export import predict_saved_model
 
     @functools.cache
     def run(experiment: str) -> dict[str, Any]:
@@ -271,7 +271,7 @@ def test_tfjs_demo_page_classifies_a_drawn_digit_and_a_picked_test_image_as_the_
     """Served from results/deploy/: a stroke drawn with the mouse becomes an 8x8 0-255 input with ink where it was
     drawn, and the page gives the SavedModel's prediction for that input; picking the last test image feeds
     exactly that image and shows the SavedModel's prediction and its label."""
-    from workflow.export import predict_saved_model
+    from workflow.deploy.export import predict_saved_model
 
     expected = saved_model_says("digits_cnn")
     index = len(expected["labels"]) - 1

@@ -12,11 +12,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from workflow.atomic import read_json
-from workflow.datasets import load_builder
-from workflow.pipeline import load_arrays, make_dataset, make_in_memory_dataset, parse_batch
-from workflow.shards import ShardError, Spec, read_spec, shard_paths
-from workflow.tfrecord import convert, serialize, source_splits
+from workflow.data.download import load_builder
+from workflow.data.pipeline import load_arrays, make_dataset, make_in_memory_dataset, parse_batch
+from workflow.data.shards import ShardError, Spec, read_spec, shard_paths
+from workflow.data.tfrecord import convert, serialize, source_splits
+from workflow.infra.atomic import read_json
 
 
 def tfds_split(manifest_path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -207,8 +207,8 @@ def test_a_table_becomes_shards_with_typed_columns(tmp_path):
     each record parses with its typed spec and equals the source row, labels named."""
     from sklearn.datasets import load_breast_cancer
 
-    from workflow.datasets import prepare
-    from workflow.datasets.csv_table import column_name
+    from workflow.data.datasets.csv_table import column_name
+    from workflow.data.download import prepare
 
     manifest = tmp_path / "prepared.json"
     prepare(tfds_name="sklearn_breast_cancer", manual_dir=None, data_dir=str(tmp_path / "tfds"), manifest=str(manifest))

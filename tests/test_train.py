@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from helpers import runtime_params, train_params
 
-from workflow.evaluate import evaluate
-from workflow.train import TrainConfig, learning_rate_schedule
+from workflow.evaluate.metrics import evaluate
+from workflow.train.trainer import TrainConfig, learning_rate_schedule
 
 
 def weights_of(folder):
@@ -113,7 +113,7 @@ def test_without_a_validation_split_training_uses_every_train_example(digits_pre
     import subprocess
     import sys
 
-    from workflow.tfrecord import convert
+    from workflow.data.tfrecord import convert
 
     shards = tmp_path / "shards"
     spec = convert(manifest_path=digits_prepared["manifest"], output_dir=str(shards),
@@ -122,7 +122,7 @@ def test_without_a_validation_split_training_uses_every_train_example(digits_pre
                  "history_path": str(tmp_path / "history.json"), "info_path": str(tmp_path / "train.json"),
                  "tensorboard_dir": str(tmp_path / "tb"), "checkpoint_root": str(tmp_path / "ckpt"),
                  "params": train_params(epochs=2), "seed": 0}  # fmt: skip
-    program = f"import json; from workflow.train import train; train(**json.loads({json.dumps(arguments)!r}))"
+    program = f"import json; from workflow.train.trainer import train; train(**json.loads({json.dumps(arguments)!r}))"
 
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
 

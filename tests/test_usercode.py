@@ -16,8 +16,10 @@ import pytest
 import yaml
 from helpers import REPO, copy_repository, planned_jobs, snakemake
 
-from workflow import catalog, formats, usercode
-from workflow import config as cfg
+from workflow.config import settings as cfg
+from workflow.config import usercode
+from workflow.deploy import formats
+from workflow.models import catalog
 
 EXAMPLE = REPO / "examples" / "shapes"
 CONFIG = "examples/shapes/config.yaml"
@@ -147,7 +149,7 @@ MODEL = {"file": "examples/shapes/model.py", "function": "build_tiny_mobilenet"}
          "its parameters must start with input_shape, num_classes (it has images, seed, max_delta, noise)"),
         ({"model__code": {"module": "os", "function": "system"}},
          "model.code.module: os is not found as os.py or os/__init__.py in the working directory or PYTHONPATH"),
-        ({"model__code": {"module": "workflow.atomic", "function": "write_json"}},
+        ({"model__code": {"module": "workflow.infra.atomic", "function": "write_json"}},
          "its parameters must start with input_shape, num_classes (it has path, value)"),
         ({"model__name": "cnn"}, "model.name: cnn is a built-in model; give your own model another name"),
         ({"model__code": None}, "model.name: 'tiny_mobilenet' is not a built-in model"),

@@ -1,1 +1,0 @@
-"""tf-lifecycle: the Python package behind the Snakemake workflow, one module per stage."""
