@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
-from helpers import MINIMAL, REPO, snakemake, with_change
+from helpers import MINIMAL, REPO, copy_repository, planned_jobs, snakemake, with_change
 
 from workflow.config import settings as cfg
 from workflow.deploy import formats
@@ -176,6 +179,82 @@ def test_the_schema_and_the_formats_agree():
     rules = "".join(path.read_text() for path in (pathlib.Path(__file__).parent.parent / "rules").glob("*.smk"))
     for fmt in formats.FORMATS:
         assert f"\nrule {fmt.name}:\n" in rules and f'directory(f"{{RUN}}/{fmt.name}")' in rules, fmt.name
+
+
+# A made-up format that republishes the SavedModel as it is: what a new format takes, and nothing more.
+ECHO_ENTRY = """
+FORMATS += (
+    Format(name="echo", models=("echo",), chosen=lambda section: ["echo"] if section["enabled"] else [],
+           params=lambda section, models: {}, cannot_take=lambda model, convert: {}, parity_inputs=(),
+           runtime="workflow.deploy.echo"),
+)
+BY_NAME = {fmt.name: fmt for fmt in FORMATS}
+RUNTIME_MODULES = tuple(fmt.runtime for fmt in FORMATS)
+SKIP_KEYS = tuple(key for fmt in FORMATS for key in fmt.skip_keys())
+"""
+ECHO_MODULE = """
+import shutil
+from workflow.deploy.converted import ConvertedModel, bytes_on_disk
+from workflow.deploy.export import predict_saved_model
+def convert(saved_model_dir, output_dir):
+    shutil.copytree(saved_model_dir, output_dir)
+def converted_models(folder, inputs, example):
+    predict = lambda chunk: predict_saved_model(folder, chunk)
+    return [ConvertedModel("echo", predict, bytes_on_disk(folder), lambda: 0.0)]
+"""
+ECHO_RULE = """
+rule echo:
+    input:
+        saved_model=f"{RUN}/saved_model",
+    output:
+        directory(f"{RUN}/echo"),
+    params:
+        code=code("workflow.deploy.echo"),
+    log:
+        log_path("echo", "{exp}/seed{seed}"),
+    script:
+        "../scripts/echo.py"
+"""
+
+
+def test_a_new_format_is_its_entry_its_module_its_rule_and_its_schema_section(tmp_path):
+    """Added to a copy of the repository as those four pieces (and the rule's script), a format is planned for
+    every run, measured by parity, judged by the gate with its own budget and published: nothing else changes."""
+    folder = copy_repository(tmp_path / "repo")
+    with (folder / "workflow/deploy/formats.py").open("a") as handle:
+        handle.write(ECHO_ENTRY)
+    (folder / "workflow/deploy/echo.py").write_text(ECHO_MODULE)
+    with (folder / "rules/convert.smk").open("a") as handle:
+        handle.write(ECHO_RULE)
+    (folder / "scripts/echo.py").write_text("from workflow.deploy.echo import convert\n"
+                                            "convert(snakemake.input.saved_model, snakemake.output[0])\n")  # fmt: skip
+    schema = (folder / "configs/schema.yaml").read_text()
+    budget = '          tfjs: {$ref: "#/$defs/budget"'
+    section = "      tfjs:\n        type: object\n"
+    assert budget in schema and section in schema
+    limits = "{max_abs_diff: 0.0, min_top1_agreement: 1.0, max_accuracy_drop: 0.0}"
+    schema = schema.replace(budget, f'          echo: {{$ref: "#/$defs/budget", default: {limits}}}\n' + budget)
+    echo = "      echo:\n        type: object\n        default: {}\n"
+    echo += "        properties: {enabled: {type: boolean, default: true}}\n"
+    (folder / "configs/schema.yaml").write_text(schema.replace(section, echo + section, 1))
+
+    result = snakemake(folder, "-n")
+    planned = planned_jobs(result)
+    budgets = subprocess.run(
+        [sys.executable, "-c", "from workflow.config import settings as s; c = s.load_config(s.load_yaml("
+         "'configs/default.yaml')); print(sorted(s.gate_params(c, 'digits_mlp')['budgets']))"],
+        cwd=folder, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(folder)},
+    ).stdout  # fmt: skip
+
+    assert planned["echo"] == planned["tflite"] == planned["parity"] == 2, planned
+    assert (
+        "parity of digits_mlp: SavedModel against float32, float16, dynamic_range, int8, integer_only, tfjs, echo"
+        in (result.stdout + result.stderr)
+    )
+    assert "'echo'" in budgets and "'tfjs'" in budgets, budgets
+    # publish's copies come from the list too: the echo folder is an input of the publish job.
+    publish = (result.stdout + result.stderr).split("rule publish:", 1)[1].split("output:", 1)[0]
+    assert "results/runs/digits_mlp/seed0/echo" in publish or "results/runs/digits_cnn/seed0/echo" in publish, publish
 
 
 def test_key_order_does_not_change_a_slice():

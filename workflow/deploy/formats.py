@@ -11,7 +11,8 @@ A format is
 - its schema entries: the section `convert.<name>` and a `parity.budgets` entry for each model it writes.
 The name is the rule's, the run folder's, the config section's and the published folder's
 (results/deploy/<experiment>/<name>/). tests/test_config.py (test_the_schema_and_the_formats_agree) checks
-that the schema, the rules and this list agree.
+that the schema, the rules and this list agree, and
+test_a_new_format_is_its_entry_its_module_its_rule_and_its_schema_section adds one to a copy of the repository.
 
 What the converters refuse was measured on FeatureSpace models with each feature type (tensorflow
 2.21, LiteRT 2.3, tensorflowjs 4.22; see docs/configuration.md "Tables"). Image models and the
