@@ -94,9 +94,15 @@ def train_job_resources():
     return resources
 
 
+@functools.cache
+def formats_of(exp):
+    """The formats an experiment converts to, computed once per experiment (several input functions ask)."""
+    return tuple(cfg.converted_models(CONFIG, exp))
+
+
 def format_folders(wildcards):
     """The folder of each format the experiment converts to, by the format's name (workflow/deploy/formats.py)."""
-    return {name: f"{RUN}/{name}" for name in cfg.converted_models(CONFIG, wildcards.exp)}
+    return {name: f"{RUN}/{name}" for name in formats_of(wildcards.exp)}
 
 
 def parity_inputs(wildcards):
@@ -142,7 +148,7 @@ def output_of(rule_name, **wildcards):
 
 def run_outputs(exp, seed):
     """One output of each step of one experiment and seed, each format's conversion included."""
-    steps = RUN_STEPS + tuple(cfg.converted_models(CONFIG, exp))
+    steps = RUN_STEPS + formats_of(exp)
     return [output_of(step, exp=exp, seed=seed) for step in steps]
 
 

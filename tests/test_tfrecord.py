@@ -69,6 +69,7 @@ def test_spec_counts_and_checksums(digits_shards):
         (lambda spec: spec["features"].update(columns={"a": {"dtype": "float32"}}), "features needs exactly one of"),
         (lambda spec: spec["splits"]["test"].update(examples="360"), "splits.test.examples must be int, is str"),
         (lambda spec: spec["features"]["label"].update(task="ranking"), "features.label.task is 'ranking'"),
+        (lambda spec: spec.update(source=["mnist"]), "source must be a mapping of texts"),
     ],
 )
 def test_a_spec_json_the_tfrecord_step_did_not_write_is_refused_naming_the_key(

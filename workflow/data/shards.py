@@ -101,8 +101,11 @@ class Spec:
         if ("image" in features) == ("columns" in features):
             raise ShardError(f"{where}: features needs exactly one of image (an image's shape) and columns (a table)")
         splits = _get(data, "splits", dict, where)
+        source = data.get("source") or {}
+        if not isinstance(source, dict) or not all(isinstance(value, str) for value in source.values()):
+            raise ShardError(f"{where}: source must be a mapping of texts (name, version, full_name)")
         return cls(
-            source=dict(data.get("source") or {}),
+            source=source,
             label=_label(_get(features, "label", dict, where, "features."), where),
             splits={name: _split(entry, where, f"splits.{name}.") for name, entry in splits.items()},
             image_shape=_image_shape(features, where) if "image" in features else (),
