@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import pathlib
 import re
 import sys
@@ -77,6 +78,15 @@ def prepare(folder: pathlib.Path, experiments: int, sweep: bool = False) -> dict
     }
 
 
+def without_slurm_client(folder: pathlib.Path) -> dict[str, str]:
+    """An environment whose `scontrol` fails at once: the Slurm executor plugin calls it at every Snakemake
+    start, and on a machine with Slurm installed but no controller running it waits ~9 s, the same for both
+    Snakefiles, which would dilute the ratio (tests/helpers.py without_slurm_client does the same)."""
+    (folder / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (folder / "scontrol").chmod(0o755)
+    return {"PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def job_count(output: pathlib.Path) -> int:
     """The 'total' line of Snakemake's job stats in a dry run's output."""
     match = re.search(r"^total\s+(\d+)\s*$", output.read_text(), re.MULTILINE)
@@ -96,6 +106,7 @@ def main() -> None:
                  args.repeats))  # fmt: skip
     rows, ratios = [], {}
     with tempfile.TemporaryDirectory(prefix="dag-scale-") as scratch:
+        env = without_slurm_client(pathlib.Path(scratch))
         for size in args.sizes:
             folder = pathlib.Path(scratch) / str(size)
             folder.mkdir()
@@ -103,7 +114,7 @@ def main() -> None:
             outputs = {name: folder / f"{name}.out" for name in commands}
             medians = interleaved(
                 {
-                    name: lambda command=command, output=outputs[name]: run_measured(command, output=output)
+                    name: lambda command=command, output=outputs[name]: run_measured(command, env=env, output=output)
                     for name, command in commands.items()
                 },
                 args.repeats,
