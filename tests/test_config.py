@@ -162,6 +162,11 @@ def test_parity_budgets_cover_exactly_the_produced_formats():
     )
 
     assert sorted(cfg.gate_params(loaded, "exp")["budgets"]) == ["float32", "int8"]
+    assert cfg.converted_models(loaded, "exp") == {"tflite": ["float32", "int8"]}  # no tfjs job, no tfjs input
+    # A format with nothing to write gets no job (an empty tflite folder was converted before).
+    none = cfg.load_config(with_change("experiments.exp.convert", {"tflite": {"variants": []}}))
+    assert cfg.converted_models(none, "exp") == {"tfjs": ["tfjs"]}
+    assert cfg.conversion_message(none, "exp") == "parity of exp: SavedModel against tfjs"
 
 
 def test_the_schema_and_the_formats_agree():

@@ -701,6 +701,11 @@ def converted_models(config: dict[str, Any], experiment: str) -> dict[str, list[
     return formats.converted(exp["model"], exp["convert"])
 
 
+def written_models(config: dict[str, Any], experiment: str) -> list[str]:
+    """Every converted model of the experiment, by the name parity.json and the budgets use, in FORMATS' order."""
+    return [model for models in converted_models(config, experiment).values() for model in models]
+
+
 def skipped_conversions(config: dict[str, Any], experiment: str) -> dict[str, str]:
     """Format -> why the experiment's model is not converted to it (workflow/deploy/formats.py)."""
     exp = config["experiments"][experiment]
@@ -709,7 +714,7 @@ def skipped_conversions(config: dict[str, Any], experiment: str) -> dict[str, st
 
 def conversion_message(config: dict[str, Any], experiment: str) -> str:
     """What the parity step compares and what it skips with why: its message in `snakemake -n`."""
-    written = [model for models in converted_models(config, experiment).values() for model in models]
+    written = written_models(config, experiment)
     lines = [f"parity of {experiment}: SavedModel against {', '.join(written) or 'no converted format'}"]
     lines += [f"  {name} skipped: {reason}" for name, reason in sorted(skipped_conversions(config, experiment).items())]
     return "\n".join(lines)
@@ -742,7 +747,7 @@ def envmodules(config: dict[str, Any], rule_name: str) -> list[str]:
 def gate_params(config: dict[str, Any], experiment: str) -> dict[str, Any]:
     """The budgets of the formats this experiment produces, and the publish override."""
     exp = config["experiments"][experiment]
-    written = [model for models in converted_models(config, experiment).values() for model in models]
+    written = written_models(config, experiment)
     deploy = exp["deploy"]
     return {
         "budgets": {model: exp["parity"]["budgets"][model] for model in written},

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvertedModel:
-    """How it predicts a chunk of served inputs, its bytes on disk, its single-example latency, and for a
-    .tflite file its path (for its Flex ops and tensor types)."""
+    """How it predicts a chunk of served inputs, its bytes on disk, its single-example latency; what its format
+    records of it beside the measurements (`facts`: a .tflite file's Flex ops and tensor types); and why it
+    cannot be run here, when it cannot (`not_measured`: parity then records only its size and facts)."""
 
     name: str
     predict: Callable[[dict[str, Any]], Any]
     bytes: int
     latency_ms: Callable[[], float]
-    tflite_path: str | None = None
+    facts: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    not_measured: str | None = None
 
 
 def bytes_on_disk(path: str, pattern: str = "*") -> int:

@@ -28,16 +28,11 @@ from workflow.deploy.converted import ConvertedModel, bytes_on_disk
 from workflow.deploy.export import predict_saved_model
 from workflow.deploy.formats import converted_models
 from workflow.deploy.latency import saved_model_latency_ms
-from workflow.deploy.tflite import flex_ops_in, tensor_quantization
 from workflow.infra.atomic import write_json
 from workflow.models.task import Task, task_of
 
 log = logging.getLogger(__name__)
 CHUNK = 1024  # examples per LiteRT / Node call, to bound memory on large test splits
-NO_FLEX_RUNTIME = (
-    "it needs TF Select (Flex) ops, and neither ai_edge_litert nor tf.lite.Interpreter in Python has the Flex "
-    "delegate to run it (an app links tensorflow-lite-select-tf-ops); its numbers cannot be checked here"
-)
 
 
 def measure_parity(
@@ -91,19 +86,16 @@ def format_entry(
 ) -> dict[str, Any]:
     """parity.json's entry of one converted model: its differences from the SavedModel's `reference`
     outputs on the golden batch and the test split, its size and latency."""
-    flex = flex_ops_in(model.tflite_path) if model.tflite_path else []
-    if flex:  # converted with allow_flex: the Python LiteRT runtime has no Flex delegate to run it
-        return {"bytes": model.bytes, "flex_ops": flex, "not_measured": NO_FLEX_RUNTIME}
+    if model.not_measured:
+        return {"bytes": model.bytes, **model.facts, "not_measured": model.not_measured}
     outputs = in_chunks(model.predict, inputs)
     entry = {
         **compare(task, reference[:golden], outputs[:golden], labels[:golden]),
         **{f"test_{key}": value for key, value in compare(task, reference, outputs, labels).items()},
         "bytes": model.bytes,
         "latency_ms": model.latency_ms(),
+        **model.facts,
     }
-    if model.tflite_path:
-        entry["flex_ops"] = flex
-        entry["tensors"] = tensor_quantization(model.tflite_path)
     return {**entry, **task.change(entry, saved_model, reference)}
 
 

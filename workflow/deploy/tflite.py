@@ -175,15 +175,26 @@ def describe_tflite(path: str) -> dict[str, Any]:
     return interpreter.get_signature_list()[SIGNATURE]
 
 
+NO_FLEX_RUNTIME = (
+    "it needs TF Select (Flex) ops, and neither ai_edge_litert nor tf.lite.Interpreter in Python has the Flex "
+    "delegate to run it (an app links tensorflow-lite-select-tf-ops); its numbers cannot be checked here"
+)
+
+
 def converted_models(folder: str, inputs: Mapping[str, str], example: dict[str, np.ndarray]) -> list[ConvertedModel]:
-    """The variants in the tflite step's folder, by their stem (float32, int8, ...), for parity."""
-    return [
-        ConvertedModel(
-            path.stem,
-            functools.partial(predict_tflite, str(path)),
-            bytes_on_disk(str(path)),
-            functools.partial(tflite_latency_ms, str(path), example),
-            str(path),
+    """The variants in the tflite step's folder, by their stem (float32, int8, ...), for parity: each with its
+    Flex ops and tensor types; one converted with Flex ops (allow_flex) is not run, with why."""
+    models = []
+    for path in sorted(pathlib.Path(folder).glob("*.tflite")):
+        flex = flex_ops_in(str(path))
+        models.append(
+            ConvertedModel(
+                path.stem,
+                functools.partial(predict_tflite, str(path)),
+                bytes_on_disk(str(path)),
+                functools.partial(tflite_latency_ms, str(path), example),
+                facts={"flex_ops": flex} if flex else {"flex_ops": [], "tensors": tensor_quantization(str(path))},
+                not_measured=NO_FLEX_RUNTIME if flex else None,
+            )
         )
-        for path in sorted(pathlib.Path(folder).glob("*.tflite"))
-    ]
+    return models
